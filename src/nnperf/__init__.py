@@ -1,0 +1,45 @@
+"""nnperf: measure, profile and optimise neural-network inference on real engines."""
+
+from __future__ import annotations
+
+from nnperf.device import DeviceSpec, InstanceSpec, parse_device
+from nnperf.errors import (
+    EngineError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelLoadError,
+    NnperfError,
+    NotFoundError,
+    OverloadedError,
+    UnsupportedError,
+)
+from nnperf.model import ModelBlob, load_model
+from nnperf.runtime import Runner, Session, create, create_runner
+from nnperf.types import ExecutionMode, GraphLevel, RunConfig, TensorDesc
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeviceSpec",
+    "EngineError",
+    "ExecutionMode",
+    "GraphLevel",
+    "InstanceSpec",
+    "InvalidInputError",
+    "MissingDependencyError",
+    "ModelBlob",
+    "ModelLoadError",
+    "NnperfError",
+    "NotFoundError",
+    "OverloadedError",
+    "RunConfig",
+    "Runner",
+    "Session",
+    "TensorDesc",
+    "UnsupportedError",
+    "__version__",
+    "create",
+    "create_runner",
+    "load_model",
+    "parse_device",
+]

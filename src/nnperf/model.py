@@ -1,0 +1,115 @@
+"""Model sources: paths, bytes, ``onnx.ModelProto`` and ``zoo:NAME`` references, loaded once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+from nnperf.errors import InvalidInputError, ModelLoadError
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["ModelSource", "ModelBlob", "load_model"]
+
+ModelSource = Union[str, "os.PathLike[str]", bytes, "onnx.ModelProto", "ModelBlob"]
+"""Anything nnperf accepts as a model."""
+
+
+@dataclass(frozen=True)
+class ModelBlob:
+    """A model's serialized bytes with where they came from.
+
+    Attributes:
+        data: the serialized ONNX model.
+        name: a short name (file stem or zoo name).
+        path: the file path, or ``None`` for in-memory models.
+        sha256: hex digest of ``data`` (the tuning-cache key).
+    """
+
+    data: bytes
+    name: str
+    path: str | None
+    sha256: str
+
+    def __repr__(self) -> str:
+        return f"ModelBlob(name={self.name!r}, path={self.path!r}, bytes={len(self.data)})"
+
+
+def _blob(data: bytes, name: str, path: str | None) -> ModelBlob:
+    return ModelBlob(data=data, name=name, path=path, sha256=hashlib.sha256(data).hexdigest())
+
+
+def load_model(model: ModelSource) -> ModelBlob:
+    """Read a model from any accepted source.
+
+    Args:
+        model: a path to an ``.onnx`` file, ``zoo:NAME``, serialized bytes, an ``onnx.ModelProto`` or
+            an already loaded :class:`ModelBlob`.
+
+    Raises:
+        ModelLoadError: the file is missing, unreadable, or not an ONNX model.
+        NotFoundError: an unknown ``zoo:`` name.
+        InvalidInputError: an object of another type.
+    """
+    if isinstance(model, ModelBlob):
+        return model
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data = bytes(model)
+        _check_onnx_bytes(data, "<bytes>")
+        return _blob(data, "model", None)
+    if isinstance(model, str) and model.startswith("zoo:"):
+        from nnperf import zoo
+
+        name = zoo.resolve(model)
+        return _blob(zoo.model_bytes(name), name, None)
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.exists():
+            raise ModelLoadError(
+                f"model file {str(path)!r} does not exist; expected a path to an .onnx file or "
+                "'zoo:NAME' (list them with 'nnperf zoo')"
+            )
+        if path.is_dir():
+            raise ModelLoadError(f"model path {str(path)!r} is a directory; expected an .onnx file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read model file {str(path)!r}: {exc}") from exc
+        _check_onnx_bytes(data, str(path))
+        return _blob(data, path.stem, str(path))
+    serialize = getattr(model, "SerializeToString", None)
+    if callable(serialize) and type(model).__name__ == "ModelProto":
+        data = serialize()
+        if not isinstance(data, bytes):
+            raise ModelLoadError("ModelProto.SerializeToString() did not return bytes")
+        graph_name = getattr(getattr(model, "graph", None), "name", "") or "model"
+        return _blob(data, str(graph_name), None)
+    raise InvalidInputError(
+        f"model: got {type(model).__name__}, expected a path, 'zoo:NAME', bytes or onnx.ModelProto"
+    )
+
+
+def _check_onnx_bytes(data: bytes, where: str) -> None:
+    """Reject files that are plainly not ONNX before the engine gives a cryptic error."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not data:
+        raise ModelLoadError(f"model {where!r} is empty (0 bytes); expected a serialized ONNX model")
+    try:
+        proto = onnx.ModelProto.FromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"model {where!r} is not a valid ONNX file ({len(data)} bytes, protobuf parse failed: "
+            f"{exc}); expected a serialized onnx.ModelProto — is the file truncated or of another "
+            "format?"
+        ) from None
+    if not proto.HasField("graph") or not proto.opset_import:
+        raise ModelLoadError(
+            f"model {where!r} parsed but has no graph or opset ({len(data)} bytes); expected an "
+            "ONNX model — is the file truncated or of another format?"
+        )

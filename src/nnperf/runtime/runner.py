@@ -1,0 +1,282 @@
+"""``Runner``: queries submitted from any thread, run by worker threads over the device's instances.
+
+Workers are host threads, each bound to one engine instance (worker ``i`` on instance
+``i % instances``); several workers per instance keep an instance busy while another query's
+host-side work happens (Furiosa's ``worker_num``). A bound on queries inside the runtime
+(``max_inflight``, default instances + 3 as AWS Neuron) gives back-pressure instead of unbounded
+memory.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from types import TracebackType
+import numpy as np
+
+from nnperf.errors import InvalidInputError, OverloadedError
+from nnperf.model import ModelSource
+from nnperf.runtime import hooks
+from nnperf.runtime.feeds import Inputs
+from nnperf.runtime.session import Session, _batch_of, resolve_config
+from nnperf.types import RunConfig, TensorDesc
+
+__all__ = ["MAX_INFLIGHT_ENV", "Runner", "create_runner", "default_max_inflight"]
+
+MAX_INFLIGHT_ENV = "NNPERF_MAX_INFLIGHT"
+
+
+def default_max_inflight(instances: int, workers: int) -> int:
+    """``$NNPERF_MAX_INFLIGHT`` if set, else ``max(instances, workers) + 3``.
+
+    Raises:
+        InvalidInputError: the environment variable is not a positive integer.
+    """
+    env = os.environ.get(MAX_INFLIGHT_ENV)
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InvalidInputError(
+                f"{MAX_INFLIGHT_ENV}={env!r}: expected a positive integer (queries inside the "
+                "runtime at once)"
+            )
+        return value
+    return max(instances, workers) + 3
+
+
+class _Job:
+    __slots__ = ("feeds", "future", "submit_ns", "names")
+
+    def __init__(
+        self,
+        feeds: dict[str, np.ndarray],
+        future: Future[list[np.ndarray]],
+        submit_ns: int,
+        names: list[str] | None,
+    ) -> None:
+        self.feeds = feeds
+        self.future = future
+        self.submit_ns = submit_ns
+        self.names = names
+
+
+_STOP = None
+
+
+class Runner:
+    """Runs queries on worker threads over every instance of a device.
+
+    Build one with :func:`create_runner`. ``submit`` returns a ``concurrent.futures.Future``;
+    ``run`` blocks for the result. Every submitted query gets exactly one result or one error.
+    """
+
+    def __init__(self, session: Session, *, workers: int | None = None) -> None:
+        self.session = session
+        n_instances = len(session.instances)
+        self.workers = workers or session.config.workers or n_instances
+        if self.workers < 1:
+            raise InvalidInputError(f"workers: got {self.workers}, expected >= 1")
+        self.max_inflight = session.config.max_inflight or default_max_inflight(
+            n_instances, self.workers
+        )
+        self._slots = threading.BoundedSemaphore(self.max_inflight)
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._threads = [
+            threading.Thread(
+                target=self._work,
+                args=(i % n_instances,),
+                name=f"nnperf-worker-{i}",
+                daemon=True,
+            )
+            for i in range(self.workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def inputs(self) -> tuple[TensorDesc, ...]:
+        """Model inputs."""
+        return self.session.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorDesc, ...]:
+        """Model outputs."""
+        return self.session.outputs
+
+    @property
+    def config(self) -> RunConfig:
+        """The run configuration."""
+        return self.session.config
+
+    def submit(
+        self,
+        inputs: Inputs,
+        *,
+        outputs: list[str] | None = None,
+        timeout_s: float | None = None,
+    ) -> Future[list[np.ndarray]]:
+        """Queue one query; the returned future holds its outputs or its error.
+
+        Args:
+            inputs: one array, a list in input order, or a dict by name (validated here, so a bad
+                feed raises at the call site and never occupies a worker).
+            outputs: names of the outputs to return (default: all, in model order).
+            timeout_s: how long to wait for an in-flight slot when ``max_inflight`` queries are
+                already inside; ``None`` waits as long as needed.
+
+        Raises:
+            InvalidInputError: a bad feed, or the runner is closed.
+            OverloadedError: no slot freed within ``timeout_s``.
+        """
+        submit_ns = time.perf_counter_ns()
+        if self._closed:
+            raise InvalidInputError("runner is closed; create a new one with create_runner()")
+        feeds = self.session.validator.normalise(inputs)
+        if outputs is not None:
+            bad = [n for n in outputs if n not in {o.name for o in self.outputs}]
+            if bad:
+                raise InvalidInputError(
+                    f"unknown output(s) {bad}; expected names among {[o.name for o in self.outputs]}"
+                )
+        if not self._slots.acquire(timeout=timeout_s):
+            raise OverloadedError(
+                f"{self.max_inflight} queries already in flight and none finished within "
+                f"{timeout_s} s; retry later, or raise max_inflight / ${MAX_INFLIGHT_ENV}"
+            )
+        future: Future[list[np.ndarray]] = Future()
+        with self._close_lock:
+            if self._closed:
+                self._slots.release()
+                raise InvalidInputError("runner is closed; create a new one with create_runner()")
+            self._queue.put(_Job(feeds, future, submit_ns, outputs))
+        return future
+
+    def run(self, inputs: Inputs, *, timeout_s: float | None = None) -> list[np.ndarray]:
+        """Submit one query and wait for its outputs.
+
+        Raises:
+            InvalidInputError, EngineError, OverloadedError, TimeoutError.
+        """
+        return self.submit(inputs).result(timeout=timeout_s)
+
+    def _work(self, index: int) -> None:
+        inst = self.session.instances[index]
+        spec = self.session.device.instances[index]
+        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
+            # The calling thread is the instance's first compute thread; onnxruntime pins the
+            # others (see engines.onnxruntime.affinity_string). pid 0 = this thread on Linux.
+            os.sched_setaffinity(0, {spec.cores[0]})
+        get = self._queue.get
+        release = self._slots.release
+        while True:
+            job = get()
+            if job is None:
+                return
+            fut = job.future
+            if not fut.set_running_or_notify_cancel():
+                release()
+                continue
+            observers = hooks._OBSERVERS
+            start = time.perf_counter_ns() if observers else 0
+            error: str | None = None
+            try:
+                result = (
+                    inst.run(job.feeds) if job.names is None else inst.run_outputs(job.names, job.feeds)
+                )
+            except BaseException as exc:  # the caller gets every error through its future
+                error = type(exc).__name__
+                end = time.perf_counter_ns() if observers else 0
+                release()
+                fut.set_exception(exc)
+            else:
+                end = time.perf_counter_ns() if observers else 0
+                release()
+                fut.set_result(result)
+            if observers:
+                event = hooks.RunEvent(
+                    session_id=id(self.session),
+                    instance=index,
+                    thread_id=threading.get_ident(),
+                    batch=_batch_of(job.feeds),
+                    submit_ns=job.submit_ns,
+                    start_ns=start,
+                    engine_start_ns=start,
+                    engine_end_ns=end,
+                    end_ns=end,
+                    error=error,
+                )
+                for obs in observers:
+                    obs.on_run(event)
+
+    def close(self, *, cancel_pending: bool = False) -> None:
+        """Stop accepting queries, finish (or cancel) queued ones and join the workers.
+
+        Args:
+            cancel_pending: cancel queries not yet started instead of running them.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if cancel_pending:
+                while True:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is not None and job.future.cancel():
+                        self._slots.release()
+            for _ in self._threads:
+                self._queue.put(_STOP)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join()
+        self.session.close()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Runner(model={self.session.model.name!r}, device={self.session.device.text!r}, "
+            f"workers={self.workers})"
+        )
+
+
+def create_runner(
+    model: ModelSource,
+    *,
+    device: str | None = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    config: RunConfig | str | None = None,
+) -> Runner:
+    """Load ``model`` on every instance of ``device`` and start ``workers`` worker threads.
+
+    Args:
+        model: path, ``zoo:NAME``, bytes or ``onnx.ModelProto``.
+        device: device string; default the config's, then ``$NNPERF_DEVICES``, then ``cpu``.
+        workers: worker threads (default: one per instance).
+        batch_size: fix the model's free batch dimension.
+        config: a :class:`RunConfig` or a JSON config path.
+    """
+    cfg = resolve_config(config, device=device, batch_size=batch_size, workers=workers)
+    return Runner(Session(model, config=cfg), workers=cfg.workers)
+
+
