@@ -99,7 +99,9 @@ def _check_onnx_bytes(data: bytes, where: str) -> None:
     from google.protobuf.message import DecodeError
 
     if not data:
-        raise ModelLoadError(f"model {where!r} is empty (0 bytes); expected a serialized ONNX model")
+        raise ModelLoadError(
+            f"model {where!r} is empty (0 bytes); expected a serialized ONNX model"
+        )
     try:
         proto = onnx.ModelProto.FromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:

@@ -144,7 +144,12 @@ class TensorDesc:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "layout": self.layout,
+        }
 
 
 _CONFIG_SCHEMA = "nnperf.runconfig/1"
@@ -232,7 +237,10 @@ class RunConfig:
         object.__setattr__(
             self,
             "provider_options",
-            {str(k): {str(a): str(b) for a, b in dict(v).items()} for k, v in self.provider_options.items()},
+            {
+                str(k): {str(a): str(b) for a, b in dict(v).items()}
+                for k, v in self.provider_options.items()
+            },
         )
         if self.optimized_model_path is not None:
             object.__setattr__(self, "optimized_model_path", os.fspath(self.optimized_model_path))

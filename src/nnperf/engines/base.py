@@ -9,6 +9,7 @@ is the suite any engine must pass.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -18,7 +19,16 @@ from nnperf.errors import InvalidInputError
 from nnperf.model import ModelBlob
 from nnperf.types import RunConfig, TensorDesc
 
-__all__ = ["Engine", "EngineInstance", "get_engine"]
+__all__ = ["Engine", "EngineInstance", "NodePlacement", "get_engine"]
+
+
+@dataclass(frozen=True)
+class NodePlacement:
+    """One node of the engine-optimised graph and the provider that runs it."""
+
+    node: str
+    op_type: str
+    provider: str
 
 
 @runtime_checkable
@@ -53,8 +63,8 @@ class EngineInstance(Protocol):
         """Run and return only the named outputs, in the order given."""
         ...
 
-    def placement(self) -> dict[str, str]:
-        """Map each graph node name to the provider that runs it (best effort)."""
+    def placement(self) -> list[NodePlacement]:
+        """Where each node of the engine-optimised graph runs."""
         ...
 
     def close(self) -> None:

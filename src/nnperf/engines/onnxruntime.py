@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from nnperf.device import InstanceSpec
+from nnperf.engines.base import NodePlacement
 from nnperf.errors import EngineError, InvalidInputError, ModelLoadError, UnsupportedError
 from nnperf.model import ModelBlob
 from nnperf.types import Dim, ExecutionMode, GraphLevel, RunConfig, TensorDesc, dtype_from_onnx
@@ -248,11 +249,11 @@ class OrtInstance:
         """onnxruntime's profiling clock origin (``time.perf_counter_ns``-compatible on Linux)."""
         return int(self.session.get_profiling_start_time_ns())
 
-    def placement(self) -> dict[str, str]:
-        """Map each node of the optimised graph to its provider, from one profiled run.
+    def placement(self) -> list[NodePlacement]:
+        """Where each node of the optimised graph runs, read from one profiled run.
 
-        With only the CPU provider every node runs there; otherwise a throwaway profiling session
-        with the same options runs once on zeros and its per-node events tell the provider.
+        A throwaway profiling session with the same options runs once on zeros; its per-node
+        events name the op type and provider of every node that ran.
         """
         with tempfile.TemporaryDirectory(prefix="nnperf-placement-") as tmp:
             prefix = os.path.join(tmp, "p")
@@ -262,18 +263,22 @@ class OrtInstance:
             probe.run(feeds)
             path = probe.end_profiling()
             probe.close()
-            events = json.loads(open(path).read())
+            with open(path) as f:
+                events = json.load(f)
             for leftover in glob.glob(prefix + "*"):
                 os.remove(leftover)
-        out: dict[str, str] = {}
+        out: dict[str, NodePlacement] = {}
         for ev in events:
             if ev.get("cat") != "Node":
                 continue
             name = str(ev.get("name", ""))
             args = ev.get("args", {})
             if name.endswith("_kernel_time") and "provider" in args:
-                out[name[: -len("_kernel_time")]] = str(args["provider"])
-        return out
+                node = name[: -len("_kernel_time")]
+                out[node] = NodePlacement(
+                    node=node, op_type=str(args.get("op_name", "?")), provider=str(args["provider"])
+                )
+        return list(out.values())
 
     def close(self) -> None:
         self._closed = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from nnperf.types import TensorDesc
 
 __all__ = ["Inputs", "FeedValidator", "describe_array"]
 
-Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
+Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 """One array (single-input models), a list in input order, or a dict by name."""
 
 
@@ -129,9 +129,7 @@ class FeedValidator:
         parts = []
         for n in unknown:
             hint = difflib.get_close_matches(str(n), self.names, n=1)
-            parts.append(
-                f"unknown input {n!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            )
+            parts.append(f"unknown input {n!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         if missing:
             parts.append(f"missing input(s) {missing}")
         raise InvalidInputError(

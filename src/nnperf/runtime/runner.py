@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import Future
 from types import TracebackType
+
 import numpy as np
 
 from nnperf.errors import InvalidInputError, OverloadedError
@@ -51,7 +52,7 @@ def default_max_inflight(instances: int, workers: int) -> int:
 
 
 class _Job:
-    __slots__ = ("feeds", "future", "submit_ns", "names")
+    __slots__ = ("feeds", "future", "names", "queued_ns", "submit_ns")
 
     def __init__(
         self,
@@ -59,11 +60,13 @@ class _Job:
         future: Future[list[np.ndarray]],
         submit_ns: int,
         names: list[str] | None,
+        queued_ns: int = 0,
     ) -> None:
         self.feeds = feeds
         self.future = future
         self.submit_ns = submit_ns
         self.names = names
+        self.queued_ns = queued_ns
 
 
 _STOP = None
@@ -76,14 +79,33 @@ class Runner:
     ``run`` blocks for the result. Every submitted query gets exactly one result or one error.
     """
 
-    def __init__(self, session: Session, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        workers: int | None = None,
+        max_inflight: int | None = None,
+        close_session: bool = True,
+    ) -> None:
+        """Start worker threads over ``session``'s instances.
+
+        Args:
+            session: the loaded model.
+            workers: worker threads (default: the config's, else one per instance).
+            max_inflight: bound on queries inside (default: the config's, else
+                ``$NNPERF_MAX_INFLIGHT``, else max(instances, workers) + 3).
+            close_session: close ``session`` when the runner closes (default true).
+        """
         self.session = session
+        self._close_session = close_session
         n_instances = len(session.instances)
         self.workers = workers or session.config.workers or n_instances
         if self.workers < 1:
             raise InvalidInputError(f"workers: got {self.workers}, expected >= 1")
-        self.max_inflight = session.config.max_inflight or default_max_inflight(
-            n_instances, self.workers
+        self.max_inflight = (
+            max_inflight
+            or session.config.max_inflight
+            or default_max_inflight(n_instances, self.workers)
         )
         self._slots = threading.BoundedSemaphore(self.max_inflight)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -152,11 +174,12 @@ class Runner:
                 f"{timeout_s} s; retry later, or raise max_inflight / ${MAX_INFLIGHT_ENV}"
             )
         future: Future[list[np.ndarray]] = Future()
+        queued_ns = time.perf_counter_ns() if hooks._OBSERVERS else 0
         with self._close_lock:
             if self._closed:
                 self._slots.release()
                 raise InvalidInputError("runner is closed; create a new one with create_runner()")
-            self._queue.put(_Job(feeds, future, submit_ns, outputs))
+            self._queue.put(_Job(feeds, future, submit_ns, outputs, queued_ns))
         return future
 
     def run(self, inputs: Inputs, *, timeout_s: float | None = None) -> list[np.ndarray]:
@@ -189,7 +212,9 @@ class Runner:
             error: str | None = None
             try:
                 result = (
-                    inst.run(job.feeds) if job.names is None else inst.run_outputs(job.names, job.feeds)
+                    inst.run(job.feeds)
+                    if job.names is None
+                    else inst.run_outputs(job.names, job.feeds)
                 )
             except BaseException as exc:  # the caller gets every error through its future
                 error = type(exc).__name__
@@ -212,6 +237,7 @@ class Runner:
                     engine_end_ns=end,
                     end_ns=end,
                     error=error,
+                    queued_ns=job.queued_ns or None,
                 )
                 for obs in observers:
                     obs.on_run(event)
@@ -239,7 +265,8 @@ class Runner:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join()
-        self.session.close()
+        if self._close_session:
+            self.session.close()
 
     def __enter__(self) -> Runner:
         return self
@@ -278,5 +305,3 @@ def create_runner(
     """
     cfg = resolve_config(config, device=device, batch_size=batch_size, workers=workers)
     return Runner(Session(model, config=cfg), workers=cfg.workers)
-
-

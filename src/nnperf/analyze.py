@@ -1,0 +1,224 @@
+"""``nnperf inspect``: what a model is made of and where it runs (AWS Neuron's ``analyze_model``).
+
+Reads the graph with ``onnx`` (op histogram, parameters, FLOPs of Conv/MatMul/Gemm from inferred
+shapes at batch 1) and asks the engine where each node of the optimised graph runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnperf.model import ModelSource, load_model
+from nnperf.runtime.session import Session, resolve_config
+from nnperf.types import RunConfig, TensorDesc
+
+__all__ = ["ModelReport", "analyze_model", "estimate_flops"]
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """The result of :func:`analyze_model`.
+
+    Attributes:
+        name / sha256: the model.
+        inputs / outputs: IO descriptions.
+        op_counts: node count by op type in the model file.
+        parameters: number of weight elements (initializers).
+        parameter_bytes: their size in bytes.
+        flops: estimated floating-point operations at batch 1 for Conv/ConvTranspose/MatMul/Gemm
+            (a multiply-add counts 2).
+        flops_by_op: the same split by op type.
+        placement: provider -> node count in the engine-optimised graph.
+        preferred_provider: the first provider asked for.
+        optimized_op_counts: node count by op type after the engine's optimisation.
+    """
+
+    name: str
+    sha256: str
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
+    op_counts: dict[str, int]
+    parameters: int
+    parameter_bytes: int
+    flops: int
+    flops_by_op: dict[str, int]
+    placement: dict[str, int]
+    preferred_provider: str
+    optimized_op_counts: dict[str, int]
+
+    @property
+    def percent_on_preferred(self) -> float:
+        """Share of optimised nodes on the preferred provider, in percent."""
+        total = sum(self.placement.values())
+        return 100.0 * self.placement.get(self.preferred_provider, 0) / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (Neuron's analyze_model keys where they apply)."""
+        total = sum(self.placement.values())
+        return {
+            "schema": "nnperf.inspect/1",
+            "model": {"name": self.name, "sha256": self.sha256},
+            "inputs": [d.to_dict() for d in self.inputs],
+            "outputs": [d.to_dict() for d in self.outputs],
+            "operators": self.op_counts,
+            "operator_count": sum(self.op_counts.values()),
+            "parameters": self.parameters,
+            "parameter_bytes": self.parameter_bytes,
+            "flops": self.flops,
+            "flops_by_op": self.flops_by_op,
+            "placement": self.placement,
+            "preferred_provider": self.preferred_provider,
+            "percent_supported": round(self.percent_on_preferred, 2),
+            "supported_count": self.placement.get(self.preferred_provider, 0),
+            "total_count": total,
+            "optimized_operators": self.optimized_op_counts,
+        }
+
+    def render(self) -> str:
+        """Human-readable report."""
+        lines = [f"Model {self.name} (sha256 {self.sha256[:12]})", "Inputs:"]
+        lines += [f"  {d}" for d in self.inputs]
+        lines.append("Outputs:")
+        lines += [f"  {d}" for d in self.outputs]
+        lines.append(
+            f"Parameters: {self.parameters:,} ({self.parameter_bytes / 2**20:.1f} MiB)   "
+            f"FLOPs at batch 1: {self.flops / 1e9:.3f} G"
+            + (
+                " ("
+                + ", ".join(f"{k} {v / 1e9:.3f} G" for k, v in sorted(self.flops_by_op.items()))
+                + ")"
+                if self.flops_by_op
+                else ""
+            )
+        )
+        lines.append(f"Operators ({sum(self.op_counts.values())} nodes):")
+        width = max((len(k) for k in self.op_counts), default=4)
+        for op, n in sorted(self.op_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"  {op:<{width}}  {n:>5}")
+        total = sum(self.placement.values())
+        lines.append(f"Placement after engine optimisation ({total} nodes):")
+        for prov, n in sorted(self.placement.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {prov:<28} {n:>5}  ({100.0 * n / total:.1f} %)")
+        lines.append(
+            f"{self.percent_on_preferred:.2f}% of operations ({self.placement.get(self.preferred_provider, 0)}"
+            f" of {total}) run on the preferred provider {self.preferred_provider}"
+        )
+        return "\n".join(lines)
+
+
+def _dims(vi: Any) -> list[int] | None:
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    out = []
+    for d in t.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        out.append(int(d.dim_value))
+    return out
+
+
+def estimate_flops(model: Any) -> dict[str, int]:
+    """FLOPs by op type for Conv, ConvTranspose, MatMul and Gemm at batch 1 (multiply-add = 2).
+
+    Symbolic dimensions are set to 1 and shapes inferred with ``onnx.shape_inference``; nodes
+    whose shapes stay unknown are skipped.
+    """
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for vi in m.graph.input:
+        for d in vi.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = 1
+    try:
+        m = onnx.shape_inference.infer_shapes(m, data_prop=True)
+    except Exception:  # shape inference is best effort for FLOPs
+        return {}
+    shapes: dict[str, list[int]] = {}
+    for vi in [*m.graph.input, *m.graph.value_info, *m.graph.output]:
+        dims = _dims(vi)
+        if dims is not None:
+            shapes[vi.name] = dims
+    for init in m.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    flops: Counter[str] = Counter()
+    for node in m.graph.node:
+        try:
+            if node.op_type in ("Conv", "ConvTranspose"):
+                w = shapes[node.input[1]]
+                out = shapes[node.output[0]]
+                group = next((a.i for a in node.attribute if a.name == "group"), 1)
+                kernel = int(np.prod(w[2:]))
+                if node.op_type == "Conv":
+                    flops[node.op_type] += 2 * int(np.prod(out)) * w[1] * kernel
+                else:
+                    x = shapes[node.input[0]]
+                    flops[node.op_type] += (
+                        2 * int(np.prod(x)) * w[1] * kernel // max(group, 1) * group
+                    )
+            elif node.op_type == "MatMul":
+                a, b = shapes[node.input[0]], shapes[node.input[1]]
+                out = shapes[node.output[0]]
+                k = a[-1]
+                flops[node.op_type] += 2 * int(np.prod(out)) * k
+                _ = b
+            elif node.op_type == "Gemm":
+                a = shapes[node.input[0]]
+                out = shapes[node.output[0]]
+                trans_a = next((a_.i for a_ in node.attribute if a_.name == "transA"), 0)
+                k = a[0] if trans_a else a[1]
+                flops[node.op_type] += 2 * int(np.prod(out)) * k
+        except (KeyError, IndexError):
+            continue
+    return dict(flops)
+
+
+def analyze_model(
+    model: ModelSource, *, config: RunConfig | str | None = None, device: str | None = None
+) -> ModelReport:
+    """Inspect ``model``: IO, op histogram, parameters, FLOPs and provider placement.
+
+    Raises:
+        ModelLoadError, NotFoundError, InvalidInputError, UnsupportedError.
+    """
+    import onnx
+
+    blob = load_model(model)
+    proto = onnx.ModelProto.FromString(blob.data)
+    ops = Counter(n.op_type for n in proto.graph.node)
+    params = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
+    param_bytes = sum(
+        int(np.prod(i.dims)) * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.data_type)).itemsize
+        for i in proto.graph.initializer
+    )
+    flops = estimate_flops(proto)
+    cfg = resolve_config(config, device=device)
+    # Placement is read from one profiled run, so one instance is enough.
+    first = cfg.device.split(",")[0] if cfg.device else None
+    with Session(blob, config=cfg.replace(device=first) if first else cfg) as sess:
+        inst = sess.instances[0]
+        nodes = inst.placement()
+        preferred = inst.providers[0]
+        inputs, outputs = sess.inputs, sess.outputs
+    placement = Counter(n.provider for n in nodes)
+    optimized_ops = Counter(n.op_type for n in nodes)
+    return ModelReport(
+        name=blob.name,
+        sha256=blob.sha256,
+        inputs=inputs,
+        outputs=outputs,
+        op_counts=dict(ops),
+        parameters=params,
+        parameter_bytes=param_bytes,
+        flops=sum(flops.values()),
+        flops_by_op=flops,
+        placement=dict(placement),
+        preferred_provider=preferred,
+        optimized_op_counts=dict(optimized_ops),
+    )

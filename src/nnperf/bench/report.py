@@ -1,0 +1,57 @@
+"""Text rendering of a :class:`~nnperf.bench.scenarios.BenchResult`."""
+
+from __future__ import annotations
+
+from nnperf.bench.scenarios import BenchResult, Scenario
+
+__all__ = ["render_report"]
+
+_DESCRIPTIONS = {
+    Scenario.SINGLE_STREAM: "one query in flight at a time (latency)",
+    Scenario.OFFLINE: "every worker busy (throughput)",
+    Scenario.SERVER: "Poisson arrivals; latency from each query's scheduled arrival",
+}
+
+
+def render_report(result: BenchResult) -> str:
+    """The report ``nnperf bench`` prints: stages, latency, throughput, utilisation, machine."""
+    r = result
+    m = r.machine
+    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
+    stages = r.stages_ms
+    warm = stages["warmup_ms"]
+    lines = [
+        "=" * 72,
+        f"nnperf bench: {r.model['name']}  scenario={r.scenario.value} "
+        f"({_DESCRIPTIONS[r.scenario]})",
+        f"device={r.config.device or 'cpu'}  workers={r.workers}  batch={r.batch_size}  "
+        f"engine={r.engine['name']} {r.engine['version']} [{', '.join(r.engine['providers'])}]",
+        "-" * 72,
+        "Stages",
+        f"  load model        : {stages['load_ms']:10.3f} ms",
+        f"  prepare (engine)  : {stages['prepare_ms']:10.3f} ms",
+    ]
+    if stages.get("fake_first_ms") is not None:
+        lines.append(f"  fake first        : {stages['fake_first_ms']:10.3f} ms")
+    for i, w in enumerate(warm):
+        lines.append(f"  warm up {i:<10}: {w:10.3f} ms")
+    lat = r.latency
+    lines += [
+        f"Latency over {r.queries} queries ({r.errors} failed), ms",
+        f"  min {lat.min_ms:.4f}  mean {lat.mean_ms:.4f}  stddev {lat.stddev_ms:.4f}  "
+        f"max {lat.max_ms:.4f}",
+        f"  p50 {lat.p50_ms:.4f}  p90 {lat.p90_ms:.4f}  p95 {lat.p95_ms:.4f}  "
+        f"p99 {lat.p99_ms:.4f}  p99.9 {lat.p99_9_ms:.4f}",
+        f"Throughput: {r.throughput_qps:,.2f} queries/s = {r.throughput_samples_per_s:,.2f} "
+        f"samples/s over {r.duration_s:.3f} s",
+    ]
+    if r.target_qps is not None:
+        lines.append(f"  offered load: {r.target_qps:,.2f} queries/s (Poisson)")
+    lines += [
+        f"Utilisation: {100 * r.utilization:.1f} % (engine-busy time / (wall x instances))",
+        f"Machine: {m['cpu']}, {m['cores_available']} core(s); {m['platform']}; "
+        f"Python {m['python']}",
+        f"Versions: {versions}",
+        "=" * 72,
+    ]
+    return "\n".join(lines)

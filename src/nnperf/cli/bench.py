@@ -1,0 +1,191 @@
+"""``nnperf bench MODEL``: load, warm up and measure (load_and_run + furiosa-bench + perf_test)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nnperf.errors import InvalidInputError
+
+__all__ = ["progress_bar", "register", "run"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add the ``bench`` subcommand."""
+    p = sub.add_parser(
+        "bench",
+        help="measure latency, throughput, stages and utilisation",
+        description="Load a model, report load/prepare/warm-up stages, then measure a scenario: "
+        "single-stream (latency), offline (throughput) or server (Poisson arrivals). Both "
+        "--queries and --duration are minimums.",
+    )
+    p.add_argument("model", nargs="?", help="path to an .onnx file or zoo:NAME")
+    p.add_argument(
+        "--scenario",
+        default="single-stream",
+        choices=["single-stream", "offline", "server"],
+        help="traffic pattern (default single-stream)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device: cpu, cpu(T)*N, cpu:0-1, cpu:0,cpu:1, cuda:0 (default: config, "
+        "$NNPERF_DEVICES, cpu)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="host threads issuing queries (default: one per instance; single-stream 1)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=None, help="rows per query (default 1)"
+    )
+    p.add_argument(
+        "--queries", type=_positive_int, default=100, help="minimum measured queries (default 100)"
+    )
+    p.add_argument(
+        "--duration",
+        type=_non_negative_float,
+        default=0.0,
+        help="minimum measured time in seconds (default 0)",
+    )
+    p.add_argument(
+        "--warmup-iters",
+        type=int,
+        default=3,
+        help="warm-up runs per instance before measuring (default 3)",
+    )
+    p.add_argument(
+        "--fake-first",
+        action="store_true",
+        help="run once on zeros before warm-up, reported as its own stage (default off)",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME:SPEC",
+        help="input data: random, zeros, ones (optionally :1x3x224x224), a .npy file or an "
+        "image; repeatable (default random)",
+    )
+    p.add_argument(
+        "--target-qps",
+        type=float,
+        default=None,
+        help="server scenario: offered load in queries/s (required there)",
+    )
+    p.add_argument("--config", default=None, help="RunConfig JSON (from 'nnperf tune')")
+    p.add_argument(
+        "--graph-level",
+        default=None,
+        choices=["disabled", "basic", "extended", "all"],
+        help="graph optimisation level (default: config's, else all)",
+    )
+    p.add_argument("--json", default=None, metavar="FILE", help="write nnperf.bench/1 JSON here")
+    p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+    p.set_defaults(func=run)
+
+
+@contextmanager
+def progress_bar(
+    enabled: bool, description: str
+) -> Iterator[Callable[[int, int, float, float], None] | None]:
+    """A rich progress bar fed by ``(done, min_queries, elapsed_s, min_duration_s)``.
+
+    Yields ``None`` when disabled or when rich is not installed.
+    """
+    if not enabled:
+        yield None
+        return
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[done]} queries"),
+        TimeElapsedColumn(),
+        transient=True,
+        console=None,
+    ) as bar:
+        task = bar.add_task(description, total=1.0, done=0)
+
+        def update(done: int, queries: int, elapsed_s: float, duration_s: float) -> None:
+            frac = min(done / queries, elapsed_s / duration_s if duration_s else 1.0)
+            bar.update(task, completed=min(frac, 1.0), done=done)
+
+        yield update
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print (and optionally write) the report."""
+    from nnperf.bench.inputs import parse_input_specs
+    from nnperf.bench.report import render_report
+    from nnperf.bench.scenarios import run_benchmark
+    from nnperf.runtime.session import resolve_config
+
+    if args.model is None:
+        raise InvalidInputError(
+            "nnperf bench: missing MODEL; expected a path to an .onnx file or zoo:NAME "
+            "(try 'nnperf bench zoo:mnist')"
+        )
+    if args.warmup_iters < 0:
+        raise InvalidInputError(f"--warmup-iters: got {args.warmup_iters}, expected >= 0")
+    cfg = resolve_config(args.config, device=args.device, batch_size=args.batch_size)
+    if args.graph_level:
+        cfg = cfg.replace(graph_level=args.graph_level)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    with progress_bar(show, f"bench {args.scenario}") as progress:
+        result = run_benchmark(
+            args.model,
+            scenario=args.scenario,
+            config=cfg,
+            workers=args.workers,
+            queries=args.queries,
+            duration_s=args.duration,
+            warmup_iters=args.warmup_iters,
+            fake_first=args.fake_first,
+            inputs=parse_input_specs(args.input),
+            target_qps=args.target_qps,
+            seed=args.seed,
+            progress=progress,
+        )
+    print(render_report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,37 @@
+"""``nnperf inspect MODEL``: IO, operators, parameters, FLOPs and provider placement."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``inspect`` subcommand."""
+    p = sub.add_parser(
+        "inspect",
+        help="show a model's IO, operators, FLOPs and where each node runs",
+        description="Like AWS Neuron's analyze_model: IO, op-type histogram, parameter count, "
+        "FLOPs of Conv/MatMul/Gemm at batch 1, and execution-provider placement of the "
+        "engine-optimised graph.",
+    )
+    p.add_argument("model", help="path to an .onnx file or zoo:NAME")
+    p.add_argument("--device", default=None, help="device string (default: $NNPERF_DEVICES or cpu)")
+    p.add_argument("--config", default=None, help="RunConfig JSON file (default: none)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print (and optionally save) the model report."""
+    from nnperf.analyze import analyze_model
+
+    report = analyze_model(args.model, config=args.config, device=args.device)
+    print(report.render())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0
