@@ -225,7 +225,14 @@ class OrtInstance:
         return self._providers
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return self.run_outputs(self._output_names, feeds)
+        fast = self._fast_run
+        if fast is None:
+            return self.run_outputs(self._output_names, feeds)
+        try:
+            result: list[np.ndarray] = fast(self._output_names, feeds, None)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+        return result
 
     def run_outputs(
         self, names: Sequence[str], feeds: Mapping[str, np.ndarray]
@@ -236,10 +243,13 @@ class OrtInstance:
             else:
                 result = self.session.run(list(names), dict(feeds))
         except Exception as exc:
-            if self._closed:
-                raise EngineError("the engine instance is closed; create a new session") from exc
-            raise EngineError(f"onnxruntime run failed: {str(exc).strip()}") from exc
+            raise self._wrap(exc) from exc
         return result
+
+    def _wrap(self, exc: Exception) -> EngineError:
+        if self._closed:
+            return EngineError("the engine instance is closed; create a new session")
+        return EngineError(f"onnxruntime run failed: {str(exc).strip()}")
 
     def end_profiling(self) -> str:
         """Stop onnxruntime's profiler and return its JSON file's path."""

@@ -54,6 +54,11 @@ class FeedValidator:
         Raises:
             InvalidInputError: naming the tensor, what was received and what was expected.
         """
+        kind = type(inputs)
+        if kind is dict:
+            # The common case first; the caller's dict is read, never modified.
+            self.validate(inputs)  # type: ignore[arg-type]
+            return inputs  # type: ignore[return-value]
         if isinstance(inputs, np.ndarray):
             if len(self.names) != 1:
                 raise InvalidInputError(
@@ -128,7 +133,8 @@ class FeedValidator:
         missing = [n for n in self.names if n not in feeds]
         parts = []
         for n in unknown:
-            hint = difflib.get_close_matches(str(n), self.names, n=1)
+            hint = [m for m in self.names if m.lower() == str(n).lower()]
+            hint = hint or difflib.get_close_matches(str(n), self.names, n=1)
             parts.append(f"unknown input {n!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         if missing:
             parts.append(f"missing input(s) {missing}")
