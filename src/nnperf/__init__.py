@@ -14,13 +14,25 @@ from nnperf.errors import (
     UnsupportedError,
 )
 from nnperf.model import ModelBlob, load_model
-from nnperf.runtime import Runner, Session, create, create_runner
+from nnperf.runtime import (
+    AsyncRunner,
+    DynamicBatcher,
+    Runner,
+    Session,
+    SplitBatcher,
+    create,
+    create_pipeline,
+    create_queue,
+    create_runner,
+)
 from nnperf.types import ExecutionMode, GraphLevel, RunConfig, TensorDesc
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRunner",
     "DeviceSpec",
+    "DynamicBatcher",
     "EngineError",
     "ExecutionMode",
     "GraphLevel",
@@ -35,10 +47,13 @@ __all__ = [
     "RunConfig",
     "Runner",
     "Session",
+    "SplitBatcher",
     "TensorDesc",
     "UnsupportedError",
     "__version__",
     "create",
+    "create_pipeline",
+    "create_queue",
     "create_runner",
     "load_model",
     "parse_device",

@@ -6,11 +6,24 @@ nothing more. An observer receives a :class:`RunEvent` after each run, on the th
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["RunEvent", "RunObserver", "add_observer", "observers", "remove_observer"]
+__all__ = [
+    "PROFILER_OUTPUT_ENV",
+    "RunEvent",
+    "RunObserver",
+    "add_observer",
+    "add_session_hook",
+    "observers",
+    "remove_observer",
+    "remove_session_hook",
+]
+
+PROFILER_OUTPUT_ENV = "NNPERF_PROFILER_OUTPUT_PATH"
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,8 @@ class RunEvent:
         engine_start_ns / engine_end_ns: the engine call.
         end_ns: when outputs were ready for the caller.
         error: the exception's type name when the query failed, else ``None``.
+        queued_ns: Runner only: when the validated query entered the queue (validation =
+            queued - submit, queue wait = start - queued); ``None`` for a Session run.
     """
 
     session_id: int
@@ -39,6 +54,7 @@ class RunEvent:
     engine_end_ns: int
     end_ns: int
     error: str | None = None
+    queued_ns: int | None = None
 
     @property
     def latency_ns(self) -> int:
@@ -81,3 +97,37 @@ def remove_observer(observer: RunObserver) -> None:
     global _OBSERVERS
     with _LOCK:
         _OBSERVERS = [o for o in _OBSERVERS if o is not observer]
+
+
+# -- session hooks (the profiler's operator mode) ----------------------------------------------------
+_SESSION_HOOKS: list[Callable[[Any], None]] = []
+
+
+def add_session_hook(hook: Callable[[Any], None]) -> None:
+    """Call ``hook(session)`` for every Session created from now on, once its instances exist.
+
+    The hook may replace entries of ``session.instances`` (the profiler wraps them to collect
+    onnxruntime per-node events). Costs nothing per run.
+    """
+    global _SESSION_HOOKS
+    with _LOCK:
+        _SESSION_HOOKS = [*_SESSION_HOOKS, hook]
+
+
+def remove_session_hook(hook: Callable[[Any], None]) -> None:
+    """Stop calling ``hook`` (no error if it was not registered)."""
+    global _SESSION_HOOKS
+    with _LOCK:
+        _SESSION_HOOKS = [h for h in _SESSION_HOOKS if h != hook]  # == : bound methods
+
+
+def start_env_profiler() -> None:
+    """Start the process-wide profiler when ``$NNPERF_PROFILER_OUTPUT_PATH`` is set.
+
+    Called at Session creation; imports the profiler only when the variable is set, so the
+    runtime keeps its layering (no pandas, no profiler code) in ordinary use.
+    """
+    if os.environ.get(PROFILER_OUTPUT_ENV):
+        from nnperf.profiler import recorder
+
+        recorder.start_env_profiler()

@@ -82,6 +82,7 @@ class Session:
         engine: Engine | None = None,
         profile_prefix: str | None = None,
     ) -> None:
+        hooks.start_env_profiler()
         t0 = time.perf_counter_ns()
         self.model: ModelBlob = load_model(model)
         t1 = time.perf_counter_ns()
@@ -99,6 +100,8 @@ class Session:
             raise
         t2 = time.perf_counter_ns()
         self.stages = LoadStages(load_ns=t1 - t0, prepare_ns=t2 - t1)
+        for hook in hooks._SESSION_HOOKS:
+            hook(self)
         first = self.instances[0]
         self._validator = FeedValidator(first.inputs)
         self._output_names = [o.name for o in first.outputs]
@@ -158,9 +161,9 @@ class Session:
             InvalidInputError: a wrong name, dtype, rank or shape (nothing reached the engine).
             EngineError: the engine failed.
         """
-        if self._closed:
-            raise InvalidInputError("session is closed; create a new one with nnperf.create()")
-        if hooks._OBSERVERS:
+        if hooks._OBSERVERS or self._closed:
+            if self._closed:
+                raise InvalidInputError("session is closed; create a new one with nnperf.create()")
             return self._observed(None, inputs)
         feeds = self._validator.normalise(inputs)
         single = self._single
@@ -168,7 +171,9 @@ class Session:
             return single.run(feeds)
         return self._instance()[1].run(feeds)
 
-    def run_with(self, outputs: Sequence[str], inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    def run_with(
+        self, outputs: Sequence[str], inputs: Mapping[str, np.ndarray]
+    ) -> list[np.ndarray]:
         """Run and return only the named outputs, in the order given (Furiosa ``run_with``).
 
         Raises:
