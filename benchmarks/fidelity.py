@@ -80,9 +80,11 @@ def main() -> None:
     res = interleave(
         {
             "plain": lambda: plain_single_stream_p50_ms(plain, feed, queries),
-            "nnperf": lambda: run_benchmark(
-                blob, device=f"cpu({cores})", feeds=feed, queries=queries, warmup_iters=2
-            ).latency.p50_ms,
+            "nnperf": lambda: (
+                run_benchmark(
+                    blob, device=f"cpu({cores})", feeds=feed, queries=queries, warmup_iters=2
+                ).latency.p50_ms
+            ),
         },
         repeats,
     )
@@ -100,11 +102,20 @@ def main() -> None:
             s.run(None, feed)
     fns = {}
     for n, t in splits:
-        fns[f"plain {n}x{t}"] = lambda n=n, t=t: plain_offline_qps(plain_sets[(n, t)], feed, seconds)
-        fns[f"nnperf cpu({t})*{n}"] = lambda n=n, t=t: run_benchmark(
-            blob, scenario="offline", device=f"cpu({t})*{n}", feeds=feed, queries=1,
-            duration_s=seconds, warmup_iters=1,
-        ).throughput_qps
+        fns[f"plain {n}x{t}"] = lambda n=n, t=t: plain_offline_qps(
+            plain_sets[(n, t)], feed, seconds
+        )
+        fns[f"nnperf cpu({t})*{n}"] = lambda n=n, t=t: (
+            run_benchmark(
+                blob,
+                scenario="offline",
+                device=f"cpu({t})*{n}",
+                feeds=feed,
+                queries=1,
+                duration_s=seconds,
+                warmup_iters=1,
+            ).throughput_qps
+        )
     res = interleave(fns, repeats)
     for k, v in res.items():
         print(f"  {k:<18} {median(v):9.2f} queries/s")

@@ -1,6 +1,6 @@
 """Quick start: load a zoo model, run it, measure it.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 from __future__ import annotations

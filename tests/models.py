@@ -80,7 +80,11 @@ def conv_model(channels: int = 3, size: int = 16, seed: int = 0) -> onnx.ModelPr
             helper.make_node("Flatten", ["g"], ["logits"]),
         ],
         "conv",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])],
+        [
+            helper.make_tensor_value_info(
+                "input", TensorProto.FLOAT, ["batch", channels, size, size]
+            )
+        ],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])],
         initializer=[w, b],
     )
@@ -146,7 +150,11 @@ def small_convnet(
     graph = helper.make_graph(
         nodes,
         "small_convnet",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])],
+        [
+            helper.make_tensor_value_info(
+                "input", TensorProto.FLOAT, ["batch", channels, size, size]
+            )
+        ],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
         inits,
     )
@@ -156,15 +164,21 @@ def small_convnet(
     return model
 
 
-def small_fcn(*, channels: int = 3, width: int = 8, seed: int = 0) -> onnx.ModelProto:
+def small_fcn(
+    *, channels: int = 3, width: int = 8, seed: int = 0, pixel_input: bool = False
+) -> onnx.ModelProto:
     """A fully convolutional image-to-image model (two 3x3 convs, 'same' padding, Sigmoid):
     input ``image`` float32 [batch, channels, H, W] -> ``out`` [batch, channels, H, W] in (0, 1).
-    Receptive field radius 2 pixels. Opset 17."""
+    Receptive field radius 2 pixels. ``pixel_input``: first-layer weights scaled for inputs in
+    [0, 255] instead of [0, 1]. Opset 17."""
 
     rng = np.random.default_rng(seed)
     inits = [
         numpy_helper.from_array(
-            rng.normal(0, 0.3, (width, channels, 3, 3)).astype(np.float32), "w1"
+            (rng.normal(0, 0.3, (width, channels, 3, 3)) / (255.0 if pixel_input else 1.0)).astype(
+                np.float32
+            ),
+            "w1",
         ),
         numpy_helper.from_array(
             rng.normal(0, 0.3, (channels, width, 3, 3)).astype(np.float32), "w2"
@@ -187,3 +201,25 @@ def small_fcn(*, channels: int = 3, width: int = 8, seed: int = 0) -> onnx.Model
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def deep_matmul_model(width: int = 256, layers: int = 64, seed: int = 0) -> onnx.ModelProto:
+    """``y = tanh(... tanh(x @ W) ... @ W)``, ``layers`` times with one shared weight: cheap to
+    build, and its cost grows with the rows sent (about 8 MFLOP per row at the defaults)."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+    nodes = []
+    prev = "x"
+    for i in range(layers):
+        nodes.append(helper.make_node("MatMul", [prev, "W"], [f"m{i}"]))
+        out = "y" if i == layers - 1 else f"t{i}"
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [out]))
+        prev = out
+    graph = helper.make_graph(
+        nodes,
+        "deep_matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    return _model(graph)

@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from models import identity_model, matmul_model, two_input_model
+
 from nnperf import InvalidInputError, NotFoundError
 from nnperf.bench import LatencyStats, run_benchmark
 from nnperf.bench.inputs import make_feeds, parse_input_specs
@@ -19,7 +19,18 @@ def test_latency_stats():
     assert s.count == 4 and s.min_ms == 1.0 and s.max_ms == 4.0 and s.mean_ms == 2.5
     assert s.p50_ms == 2.5 and s.min_ms <= s.p90_ms <= s.p99_ms <= s.p99_9_ms <= s.max_ms
     assert abs(s.stddev_ms - np.std([1, 2, 3, 4], ddof=1)) < 1e-12
-    assert set(s.to_dict()) == {"count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max", "stddev"}
+    assert set(s.to_dict()) == {
+        "count",
+        "min",
+        "mean",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "max",
+        "stddev",
+    }
     with pytest.raises(InvalidInputError):
         LatencyStats.from_ns([])
 
@@ -87,12 +98,34 @@ def test_cli_bench_json_has_every_field(tmp_path, capsys):
     model.write_bytes(matmul_model().SerializeToString())
     out = tmp_path / "out.json"
     code = main(
-        ["bench", str(model), "--scenario", "offline", "--device", "cpu(1)*2", "--queries", "50",
-         "--json", str(out), "--warmup-iters", "1", "--fake-first"]
+        [
+            "bench",
+            str(model),
+            "--scenario",
+            "offline",
+            "--device",
+            "cpu(1)*2",
+            "--queries",
+            "50",
+            "--json",
+            str(out),
+            "--warmup-iters",
+            "1",
+            "--fake-first",
+        ]
     )
     assert code == 0
     text = capsys.readouterr().out
-    for label in ("load model", "prepare (engine)", "fake first", "warm up 0", "p99.9", "Throughput", "Utilisation", "Versions"):
+    for label in (
+        "load model",
+        "prepare (engine)",
+        "fake first",
+        "warm up 0",
+        "p99.9",
+        "Throughput",
+        "Utilisation",
+        "Versions",
+    ):
         assert label in text
     data = json.loads(out.read_text())
     assert data["schema"] == "nnperf.bench/1"
@@ -100,8 +133,25 @@ def test_cli_bench_json_has_every_field(tmp_path, capsys):
     assert data["engine"]["name"] == "onnxruntime" and data["engine"]["version"]
     assert data["config"]["device"] == "cpu(1)*2"
     assert {"load_ms", "prepare_ms", "warmup_ms", "fake_first_ms"} <= set(data["stages"])
-    assert set(data["latency_ms"]) >= {"min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max", "stddev"}
-    for key in ("throughput_qps", "throughput_samples_per_s", "queries", "duration_s", "utilization", "machine"):
+    assert set(data["latency_ms"]) >= {
+        "min",
+        "mean",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "max",
+        "stddev",
+    }
+    for key in (
+        "throughput_qps",
+        "throughput_samples_per_s",
+        "queries",
+        "duration_s",
+        "utilization",
+        "machine",
+    ):
         assert key in data
 
 
@@ -136,7 +186,9 @@ def test_cli_corrupt_model_file(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage-not-a-model" * 10)
     assert main(["bench", str(bad)]) == 2
-    assert "not a valid ONNX file" in capsys.readouterr().err or "no graph" in capsys.readouterr().err
+    assert (
+        "not a valid ONNX file" in capsys.readouterr().err or "no graph" in capsys.readouterr().err
+    )
 
 
 def test_cli_zoo_and_inspect(tmp_path, capsys):
@@ -158,14 +210,77 @@ def test_cli_zoo_and_inspect(tmp_path, capsys):
 def test_cli_real_subprocess(tmp_path):
     out = tmp_path / "o.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "nnperf", "bench", "zoo:mnist", "--queries", "20", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "nnperf",
+            "bench",
+            "zoo:mnist",
+            "--queries",
+            "20",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "nnperf bench: mnist" in proc.stdout
     assert json.loads(out.read_text())["queries"] >= 20
     bad = subprocess.run(
         [sys.executable, "-m", "nnperf", "bench", "zoo:mnist", "--workers", "zero"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert bad.returncode == 2 and "nnperf: error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("api", ["sync", "queue", "async"])
+def test_bench_apis_batching_and_pipeline(api):
+    r = run_benchmark(matmul_model(), scenario="offline", device="cpu(1)*2", api=api, queries=300)
+    assert r.queries >= 300 and r.errors == 0 and r.extra["api"] == api
+    b = run_benchmark(
+        matmul_model(), scenario="offline", api=api, max_batch_size=8, concurrency=16, queries=300
+    )
+    stats = b.extra["batching"]
+    assert stats["requests"] >= 300 and stats["mean_batch_size"] > 1
+    assert sum(int(k) * v for k, v in stats["histogram"].items()) == stats["rows"]
+    s = run_benchmark(matmul_model(), scenario="server", api=api, target_qps=500.0, queries=100)
+    assert s.queries == 100
+
+
+def test_bench_pipeline_and_cli_flags(tmp_path, capsys):
+    from models import conv_model
+
+    r = run_benchmark(conv_model(), scenario="offline", pipeline_stages=2, queries=100)
+    assert len(r.extra["pipeline"]) == 2 and r.errors == 0
+    with pytest.raises(InvalidInputError, match="cannot be combined"):
+        run_benchmark(conv_model(), pipeline_stages=2, max_batch_size=4)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(matmul_model().SerializeToString())
+    assert (
+        main(
+            [
+                "bench",
+                str(model),
+                "--scenario",
+                "offline",
+                "--api",
+                "async",
+                "--max-batch-size",
+                "4",
+                "--concurrency",
+                "8",
+                "--queries",
+                "100",
+            ]
+        )
+        == 0
+    )
+    assert "merged batches" in capsys.readouterr().out
+    assert main(["bench", "m", "--url", "http://127.0.0.1:9", "--device", "cpu"]) == 2
+    assert "only apply in process" in capsys.readouterr().err

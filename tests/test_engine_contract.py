@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from models import matmul_model, two_input_model
+
 from nnperf.device import InstanceSpec
 from nnperf.engines import EngineInstance, get_engine
 from nnperf.errors import EngineError, InvalidInputError, ModelLoadError, UnsupportedError
@@ -98,7 +98,14 @@ def test_placement_lists_every_optimised_node(engine):
     inst = _load(engine, matmul_model())
     nodes = inst.placement()
     assert nodes and all(n.provider == "CPUExecutionProvider" for n in nodes)
-    assert {n.op_type for n in nodes} <= {"MatMul", "Add", "Relu", "FusedMatMul", "Gemm", "FusedGemm"}
+    assert {n.op_type for n in nodes} <= {
+        "MatMul",
+        "Add",
+        "Relu",
+        "FusedMatMul",
+        "Gemm",
+        "FusedGemm",
+    }
 
 
 def test_model_load_errors(tmp_path):

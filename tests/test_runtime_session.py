@@ -4,9 +4,9 @@ import threading
 
 import numpy as np
 import pytest
+from models import failing_model, fixed_batch_model, identity_model, matmul_model, two_input_model
 
 import nnperf
-from models import failing_model, fixed_batch_model, identity_model, matmul_model, two_input_model
 from nnperf import EngineError, InvalidInputError
 from nnperf.runtime import hooks
 
@@ -38,10 +38,19 @@ def test_run_with_selects_outputs():
 @pytest.mark.parametrize(
     ("feed", "fragment"),
     [
-        (np.ones((2, 16), np.float64), "input 'x': got float64 (2, 16), expected float32 (batch, 16); convert with .astype(np.float32)"),
-        (np.ones((2, 15), np.float32), "input 'x': got float32 (2, 15), expected float32 (batch, 16)"),
+        (
+            np.ones((2, 16), np.float64),
+            "input 'x': got float64 (2, 16), expected float32 (batch, 16); convert with .astype(np.float32)",
+        ),
+        (
+            np.ones((2, 15), np.float32),
+            "input 'x': got float32 (2, 15), expected float32 (batch, 16)",
+        ),
         (np.ones(16, np.float32), "expected rank 2, got rank 1"),
-        ({"X": np.ones((2, 16), np.float32)}, "unknown input 'X' (did you mean 'x'?); missing input(s) ['x']"),
+        (
+            {"X": np.ones((2, 16), np.float32)},
+            "unknown input 'X' (did you mean 'x'?); missing input(s) ['x']",
+        ),
         ([np.ones((2, 16), np.float32)] * 2, "got 2 input array(s), expected 1"),
         ({"x": [[1.0] * 16]}, "input 'x': got list, expected a numpy array"),
         ("text", "inputs: got str"),
@@ -186,7 +195,9 @@ def test_runner_submit_and_errors():
 def test_runner_engine_errors_arrive_through_the_future():
     with nnperf.create_runner(failing_model()) as runner:
         bad = runner.submit({"x": np.ones((2, 4), np.float32), "shape": np.array([3, 3], np.int64)})
-        good = runner.submit({"x": np.ones((2, 4), np.float32), "shape": np.array([8, 1], np.int64)})
+        good = runner.submit(
+            {"x": np.ones((2, 4), np.float32), "shape": np.array([8, 1], np.int64)}
+        )
         with pytest.raises(EngineError):
             bad.result()
         assert good.result()[0].shape == (8, 1)
@@ -207,7 +218,9 @@ def test_runner_close_cancels_or_finishes_pending():
     futures = [runner.submit(np.ones((64, 16), np.float32)) for _ in range(4)]
     runner.close()
     assert all(f.done() and not f.cancelled() for f in futures)
-    runner2 = nnperf.create_runner(matmul_model(), workers=1, config=nnperf.RunConfig(max_inflight=100))
+    runner2 = nnperf.create_runner(
+        matmul_model(), workers=1, config=nnperf.RunConfig(max_inflight=100)
+    )
     futures = [runner2.submit(np.ones((256, 16), np.float32)) for _ in range(50)]
     runner2.close(cancel_pending=True)
     assert all(f.done() for f in futures)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nnperf.device import DeviceSpec, InstanceSpec, parse_device
 from nnperf.errors import (
     EngineError,
@@ -28,6 +30,16 @@ from nnperf.runtime import (
 from nnperf.types import ExecutionMode, GraphLevel, RunConfig, TensorDesc
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # nnperf.profile is imported on first use so that `import nnperf` stays light.
+    if name == "profile":
+        from nnperf.profiler import profile
+
+        return profile
+    raise AttributeError(f"module 'nnperf' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncRunner",
@@ -57,4 +69,5 @@ __all__ = [
     "create_runner",
     "load_model",
     "parse_device",
+    "profile",
 ]

@@ -35,6 +35,26 @@ def render_report(result: BenchResult) -> str:
         lines.append(f"  fake first        : {stages['fake_first_ms']:10.3f} ms")
     for i, w in enumerate(warm):
         lines.append(f"  warm up {i:<10}: {w:10.3f} ms")
+    extra = r.extra
+    if extra.get("api", "sync") != "sync" or len(extra) > 1:
+        parts = [f"api={extra.get('api', 'sync')}"]
+        if "concurrency" in extra:
+            parts.append(f"concurrency={extra['concurrency']}")
+        if extra.get("batching"):
+            b = extra["batching"]
+            parts.append(
+                f"merged batches: {b['batches']} of mean size {b['mean_batch_size']:.1f} "
+                f"(max {b['max_batch_size']}, {100 * b['full_fraction']:.0f} % full)"
+            )
+        if extra.get("pipeline"):
+            stages = extra["pipeline"]
+            parts.append(f"pipeline: {len(stages)} stages")
+        lines.append("Runtime: " + "  ".join(parts))
+        for st in extra.get("pipeline", []):
+            lines.append(
+                f"  stage {st['index']}: {st['nodes']} nodes, {st['flops'] / 1e9:.3f} GFLOPs, "
+                f"on {st['device']}, cut after {', '.join(st['outputs'])}"
+            )
     lat = r.latency
     lines += [
         f"Latency over {r.queries} queries ({r.errors} failed), ms",

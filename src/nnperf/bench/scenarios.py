@@ -160,6 +160,11 @@ def run_benchmark(
     seed: int = 0,
     progress: ProgressFn | None = None,
     session: Session | None = None,
+    api: str = "sync",
+    concurrency: int | None = None,
+    max_batch_size: int | None = None,
+    max_delay_ms: float = 1.0,
+    pipeline_stages: int | None = None,
 ) -> BenchResult:
     """Load ``model``, warm it up and measure one scenario.
 
@@ -180,6 +185,15 @@ def run_benchmark(
         seed: random seed for synthetic inputs and Poisson arrivals.
         progress: called now and then with (done, min_queries, elapsed_s, min_duration_s).
         session: an already loaded session to measure (its load stages are reported as 0).
+        api: how queries are issued: ``sync`` (default), ``queue`` (Submitter/Receiver) or
+            ``async`` (AsyncRunner); see :mod:`nnperf.bench.drivers`.
+        concurrency: queries kept outstanding by the offline scenario through a non-sync api,
+            batching or a pipeline (default: the backend's in-flight limit).
+        max_batch_size: merge concurrent queries into batches of up to this many rows
+            (DynamicBatcher); ``None`` (default): no merging.
+        max_delay_ms: with merging, the longest a query waits for others, in ms (default 1.0).
+        pipeline_stages: split the model into this many stages, one instance each
+            (``create_pipeline``); ``None`` (default): no pipeline.
 
     Raises:
         InvalidInputError: bad arguments or inputs; ModelLoadError for bad models.
@@ -199,6 +213,18 @@ def run_benchmark(
     if scen is Scenario.SERVER and (target_qps is None or target_qps <= 0):
         raise InvalidInputError(
             "the server scenario needs target_qps > 0 (--target-qps): the Poisson arrival rate"
+        )
+    from nnperf.bench.drivers import APIS
+
+    if api not in APIS:
+        raise InvalidInputError(f"api: got {api!r}, expected one of {list(APIS)}")
+    if concurrency is not None and concurrency < 1:
+        raise InvalidInputError(f"concurrency: got {concurrency}, expected >= 1")
+    if pipeline_stages is not None and pipeline_stages < 1:
+        raise InvalidInputError(f"pipeline_stages: got {pipeline_stages}, expected >= 1")
+    if pipeline_stages is not None and max_batch_size is not None:
+        raise InvalidInputError(
+            "pipeline_stages and max_batch_size cannot be combined; measure them separately"
         )
     cfg = resolve_config(config, device=device, batch_size=batch_size, workers=workers)
     rows = cfg.batch_size or 1
@@ -231,9 +257,40 @@ def run_benchmark(
             stages["warmup_ms"].append((time.perf_counter_ns() - t0) / 1e6)
         n_workers = cfg.workers or (1 if scen is Scenario.SINGLE_STREAM else len(sess.instances))
         busy = _EngineBusy()
+        extra: dict[str, Any] = {"api": api}
+        n_instances = len(sess.instances)
         hooks.add_observer(busy)
         try:
-            if scen is Scenario.SINGLE_STREAM:
+            if api != "sync" or max_batch_size is not None or pipeline_stages is not None:
+                backend, n_instances = _backend(
+                    sess, cfg, n_workers, max_batch_size, max_delay_ms, pipeline_stages, extra
+                )
+                if scen is Scenario.SERVER:
+                    assert target_qps is not None  # checked above
+                    lat_ns, wall_ns = _server(
+                        backend, feed, queries, duration_s, target_qps, seed, progress
+                    )
+                else:
+                    from nnperf.bench.drivers import drive
+
+                    clients = (
+                        1
+                        if scen is Scenario.SINGLE_STREAM
+                        else (concurrency or backend.max_inflight)
+                    )
+                    extra["concurrency"] = clients
+                    lat_ns, wall_ns, _errors = drive(
+                        backend,
+                        feed,
+                        api=api,
+                        concurrency=clients,
+                        queries=queries,
+                        duration_s=duration_s,
+                        progress=progress,
+                    )
+                if "batching" in extra:
+                    extra["batching"] = backend.stats().to_dict()
+            elif scen is Scenario.SINGLE_STREAM:
                 lat_ns, wall_ns = _single_stream(sess, feed, queries, duration_s, progress)
                 n_workers = 1
             elif scen is Scenario.OFFLINE:
@@ -242,8 +299,11 @@ def run_benchmark(
                 )
             else:
                 assert target_qps is not None  # checked above
+                # A Runner over the loaded session with no in-flight bound: the load generator,
+                # not the runtime, decides when a query is issued.
+                runner = Runner(sess, workers=n_workers, max_inflight=1 << 30, close_session=False)
                 lat_ns, wall_ns = _server(
-                    sess, feed, n_workers, queries, duration_s, target_qps, seed, progress
+                    runner, feed, queries, duration_s, target_qps, seed, progress
                 )
         finally:
             hooks.remove_observer(busy)
@@ -267,10 +327,9 @@ def run_benchmark(
             errors=busy.errors,
             duration_s=wall_s,
             throughput_qps=len(lat_ns) / wall_s if wall_s > 0 else 0.0,
-            utilization=min(1.0, busy.busy_ns / (wall_ns * len(sess.instances)))
-            if wall_ns
-            else 0.0,
+            utilization=min(1.0, busy.busy_ns / (wall_ns * n_instances)) if wall_ns else 0.0,
             target_qps=target_qps,
+            extra=extra,
         )
     finally:
         if owns_session:
@@ -338,15 +397,22 @@ def _offline(
         lat = per_thread[i]
         clock = time.perf_counter_ns
         validate = sess.validator.validate
+        # With a profiler attached, queries go through Session.run so each becomes a span (the
+        # observer then counts engine time); otherwise the engine is called directly.
+        traced = len(hooks.observers()) > 1
         barrier.wait()
         try:
             busy = 0
             while not stop.is_set():
                 t0 = clock()
-                validate(feed)
-                te = clock()
-                inst.run(feed)
-                t1 = clock()
+                if traced:
+                    sess.run(feed)
+                    t1 = te = clock()
+                else:
+                    validate(feed)
+                    te = clock()
+                    inst.run(feed)
+                    t1 = clock()
                 busy += t1 - te
                 lat.append(t1 - t0)
                 with lock:
@@ -375,10 +441,38 @@ def _offline(
     return np.concatenate([np.asarray(x, dtype=np.int64) for x in per_thread]), wall
 
 
-def _server(
+def _backend(
     sess: Session,
-    feed: dict[str, np.ndarray],
+    cfg: RunConfig,
     n_workers: int,
+    max_batch_size: int | None,
+    max_delay_ms: float,
+    pipeline_stages: int | None,
+    extra: dict[str, Any],
+) -> tuple[Any, int]:
+    """The object queries are submitted to, and how many engine instances it runs on."""
+    if pipeline_stages is not None:
+        from nnperf.runtime.pipeline import create_pipeline
+
+        device = cfg.device if cfg.device and "*" in cfg.device else f"cpu(1)*{pipeline_stages}"
+        pipe = create_pipeline(
+            sess.model, stages=pipeline_stages, device=device, config=cfg.replace(device=device)
+        )
+        extra["pipeline"] = [info.to_dict() for info in pipe.stages]
+        return pipe, pipeline_stages
+    runner = Runner(sess, workers=n_workers, close_session=False)
+    if max_batch_size is None:
+        return runner, len(sess.instances)
+    from nnperf.runtime.batching import DynamicBatcher
+
+    batcher = DynamicBatcher(runner, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms)
+    extra["batching"] = {}
+    return batcher, len(sess.instances)
+
+
+def _server(
+    runner: Any,
+    feed: dict[str, np.ndarray],
     queries: int,
     duration_s: float,
     target_qps: float,
@@ -387,9 +481,6 @@ def _server(
 ) -> tuple[np.ndarray, int]:
     rng = np.random.default_rng(seed)
     duration_ns = int(duration_s * 1e9)
-    # A Runner over the already loaded session: its bounded in-flight slots are sized so the
-    # load generator, not the runtime, decides when a query is issued.
-    runner = Runner(sess, workers=n_workers, max_inflight=1 << 30, close_session=False)
     lat: list[int] = []
     lock = threading.Lock()
     issued = 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,47 @@ def register(sub: Any) -> None:
         default=None,
         help="server scenario: offered load in queries/s (required there)",
     )
+    p.add_argument(
+        "--api",
+        default="sync",
+        choices=["sync", "queue", "async"],
+        help="how queries are issued: sync calls, the Submitter/Receiver queue, or asyncio "
+        "(default sync)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="queries kept outstanding (offline with --api queue/async, batching or a pipeline; "
+        "--url: connections) (default: the runtime's in-flight limit)",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=None,
+        help="merge concurrent queries into batches of up to N rows (default: no merging)",
+    )
+    p.add_argument(
+        "--max-delay-ms",
+        type=_non_negative_float,
+        default=1.0,
+        help="with --max-batch-size: longest wait for a batch to fill, in ms (default 1.0)",
+    )
+    p.add_argument(
+        "--pipeline-stages",
+        type=_positive_int,
+        default=None,
+        help="split the model into K stages, one instance each (default: no pipeline)",
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        help="benchmark a KServe v2 server at this URL instead (MODEL is the served model's "
+        "name) (default: in-process)",
+    )
+    p.add_argument(
+        "--token", default=None, help="--url: bearer token for the server (default: none)"
+    )
     p.add_argument("--config", default=None, help="RunConfig JSON (from 'nnperf tune')")
     p.add_argument(
         "--graph-level",
@@ -108,6 +149,13 @@ def register(sub: Any) -> None:
         help="graph optimisation level (default: config's, else all)",
     )
     p.add_argument("--json", default=None, metavar="FILE", help="write nnperf.bench/1 JSON here")
+    p.add_argument(
+        "--trace-output",
+        default=None,
+        metavar="FILE",
+        help="write a Chrome trace (chrome://tracing, Perfetto) of the measured queries "
+        "(default: none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
     p.add_argument(
         "--progress",
@@ -165,11 +213,18 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.warmup_iters < 0:
         raise InvalidInputError(f"--warmup-iters: got {args.warmup_iters}, expected >= 0")
+    if args.url:
+        return _run_remote(args)
     cfg = resolve_config(args.config, device=args.device, batch_size=args.batch_size)
     if args.graph_level:
         cfg = cfg.replace(graph_level=args.graph_level)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    with progress_bar(show, f"bench {args.scenario}") as progress:
+    tracing: AbstractContextManager[Any] = nullcontext()
+    if args.trace_output:
+        from nnperf.profiler import profile
+
+        tracing = profile(file=args.trace_output)
+    with tracing, progress_bar(show, f"bench {args.scenario}") as progress:
         result = run_benchmark(
             args.model,
             scenario=args.scenario,
@@ -183,9 +238,57 @@ def run(args: argparse.Namespace) -> int:
             target_qps=args.target_qps,
             seed=args.seed,
             progress=progress,
+            api=args.api,
+            concurrency=args.concurrency,
+            max_batch_size=args.max_batch_size,
+            max_delay_ms=args.max_delay_ms,
+            pipeline_stages=args.pipeline_stages,
         )
     print(render_report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.trace_output:
+        print(f"wrote Chrome trace {args.trace_output}")
     return 0
+
+
+def _run_remote(args: argparse.Namespace) -> int:
+    """``nnperf bench MODEL --url URL``: drive a v2 server and report client-side figures."""
+    from nnperf.bench.remote import run_remote_benchmark
+
+    in_process_only = [
+        flag
+        for flag, value in (
+            ("--device", args.device),
+            ("--config", args.config),
+            ("--max-batch-size", args.max_batch_size),
+            ("--pipeline-stages", args.pipeline_stages),
+            ("--trace-output", args.trace_output),
+            ("--input", args.input),
+        )
+        if value
+    ]
+    if in_process_only or args.api != "sync":
+        raise InvalidInputError(
+            f"--url measures a server from the client side; {in_process_only or ['--api']} only "
+            "apply in process (configure the server with 'nnperf serve' flags instead)"
+        )
+    result = run_remote_benchmark(
+        args.url,
+        args.model,
+        scenario=args.scenario,
+        queries=args.queries,
+        duration_s=args.duration or None,
+        concurrency=args.concurrency,
+        target_qps=args.target_qps,
+        batch_size=args.batch_size or 1,
+        token=args.token,
+        warmup_queries=args.warmup_iters,
+        seed=args.seed,
+    )
+    print(result.summary())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if result.errors == 0 else 1

@@ -13,7 +13,8 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from types import TracebackType
 
 import numpy as np
@@ -25,7 +26,10 @@ from nnperf.runtime.feeds import Inputs
 from nnperf.runtime.session import Session, _batch_of, resolve_config
 from nnperf.types import RunConfig, TensorDesc
 
-__all__ = ["MAX_INFLIGHT_ENV", "Runner", "create_runner", "default_max_inflight"]
+__all__ = ["MAX_INFLIGHT_ENV", "Done", "Runner", "Slots", "create_runner", "default_max_inflight"]
+
+Done = Callable[[list[np.ndarray] | None, BaseException | None], None]
+"""Completion callback of :meth:`Runner.submit_call`: ``done(outputs, None)`` or ``done(None, error)``."""
 
 MAX_INFLIGHT_ENV = "NNPERF_MAX_INFLIGHT"
 
@@ -51,25 +55,71 @@ def default_max_inflight(instances: int, workers: int) -> int:
     return max(instances, workers) + 3
 
 
+class Slots:
+    """A counting semaphore whose acquire and release are single C calls.
+
+    ``threading.(Bounded)Semaphore`` is pure Python (a Condition, a lock, a notify: about 1 µs per
+    acquire and per release, measured on the per-query path); this one is a
+    ``queue.SimpleQueue`` holding one token per free slot, so taking and returning a slot costs a
+    C-level ``get`` / ``put`` and a blocked taker sleeps on a C lock without the GIL.
+    """
+
+    __slots__ = ("_tokens", "limit")
+
+    def __init__(self, limit: int) -> None:
+        """``limit`` free slots."""
+        self.limit = limit
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(limit):
+            self._tokens.put(None)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take a slot; False when none freed within ``timeout`` seconds (or at once if not blocking)."""
+        try:
+            self._tokens.get(blocking, timeout)
+        except queue.Empty:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Return a slot (only ever after a successful :meth:`acquire`)."""
+        self._tokens.put(None)
+
+    @property
+    def _value(self) -> int:
+        """Free slots now (the name ``threading.Semaphore`` uses, for checks in tests)."""
+        return self._tokens.qsize()
+
+
 class _Job:
-    __slots__ = ("feeds", "future", "names", "queued_ns", "submit_ns")
+    __slots__ = ("done", "feeds", "future", "names", "queued_ns", "submit_ns")
 
     def __init__(
         self,
         feeds: dict[str, np.ndarray],
-        future: Future[list[np.ndarray]],
+        future: Future[list[np.ndarray]] | None,
         submit_ns: int,
         names: list[str] | None,
         queued_ns: int = 0,
+        done: Done | None = None,
     ) -> None:
         self.feeds = feeds
         self.future = future
         self.submit_ns = submit_ns
         self.names = names
         self.queued_ns = queued_ns
+        self.done = done
 
 
 _STOP = None
+
+
+def _call(done: Done | None, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
+    """Run a completion callback; one that raises must not kill the worker."""
+    try:
+        done(outputs, error)  # type: ignore[misc]  # set whenever future is None
+    except BaseException:  # the callback's contract is not to raise
+        pass
 
 
 class Runner:
@@ -107,7 +157,8 @@ class Runner:
             or session.config.max_inflight
             or default_max_inflight(n_instances, self.workers)
         )
-        self._slots = threading.BoundedSemaphore(self.max_inflight)
+        self._slots = Slots(self.max_inflight)
+        self._output_set = frozenset(o.name for o in session.outputs)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -158,29 +209,59 @@ class Runner:
             InvalidInputError: a bad feed, or the runner is closed.
             OverloadedError: no slot freed within ``timeout_s``.
         """
+        future: Future[list[np.ndarray]] = Future()
+        self._enqueue(inputs, outputs, timeout_s, future, None)
+        return future
+
+    def submit_call(
+        self,
+        inputs: Inputs,
+        done: Done,
+        *,
+        outputs: list[str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """Queue one query whose outcome goes to ``done`` instead of a future (the cheap path).
+
+        ``done(outputs, None)`` or ``done(None, error)`` is called exactly once, on the worker
+        thread that ran the query (or on the closing thread with a ``CancelledError`` when
+        ``close(cancel_pending=True)`` drops it). It must be quick and must not raise. No
+        ``concurrent.futures.Future`` is made: the queue and asyncio APIs use this to save its
+        locks and callbacks per query.
+
+        Args and raises: as :meth:`submit` (an error raised here means ``done`` is never called).
+        """
+        self._enqueue(inputs, outputs, timeout_s, None, done)
+
+    def _enqueue(
+        self,
+        inputs: Inputs,
+        outputs: list[str] | None,
+        timeout_s: float | None,
+        future: Future[list[np.ndarray]] | None,
+        done: Done | None,
+    ) -> None:
         submit_ns = time.perf_counter_ns()
         if self._closed:
             raise InvalidInputError("runner is closed; create a new one with create_runner()")
         feeds = self.session.validator.normalise(inputs)
         if outputs is not None:
-            bad = [n for n in outputs if n not in {o.name for o in self.outputs}]
+            bad = [n for n in outputs if n not in self._output_set]
             if bad:
                 raise InvalidInputError(
                     f"unknown output(s) {bad}; expected names among {[o.name for o in self.outputs]}"
                 )
-        if not self._slots.acquire(timeout=timeout_s):
+        if not self._slots.acquire(True, timeout_s):
             raise OverloadedError(
                 f"{self.max_inflight} queries already in flight and none finished within "
                 f"{timeout_s} s; retry later, or raise max_inflight / ${MAX_INFLIGHT_ENV}"
             )
-        future: Future[list[np.ndarray]] = Future()
         queued_ns = time.perf_counter_ns() if hooks._OBSERVERS else 0
         with self._close_lock:
             if self._closed:
                 self._slots.release()
                 raise InvalidInputError("runner is closed; create a new one with create_runner()")
-            self._queue.put(_Job(feeds, future, submit_ns, outputs, queued_ns))
-        return future
+            self._queue.put(_Job(feeds, future, submit_ns, outputs, queued_ns, done))
 
     def run(self, inputs: Inputs, *, timeout_s: float | None = None) -> list[np.ndarray]:
         """Submit one query and wait for its outputs.
@@ -204,7 +285,7 @@ class Runner:
             if job is None:
                 return
             fut = job.future
-            if not fut.set_running_or_notify_cancel():
+            if fut is not None and not fut.set_running_or_notify_cancel():
                 release()
                 continue
             observers = hooks._OBSERVERS
@@ -220,11 +301,17 @@ class Runner:
                 error = type(exc).__name__
                 end = time.perf_counter_ns() if observers else 0
                 release()
-                fut.set_exception(exc)
+                if fut is None:
+                    _call(job.done, None, exc)
+                else:
+                    fut.set_exception(exc)
             else:
                 end = time.perf_counter_ns() if observers else 0
                 release()
-                fut.set_result(result)
+                if fut is None:
+                    _call(job.done, result, None)
+                else:
+                    fut.set_result(result)
             if observers:
                 event = hooks.RunEvent(
                     session_id=id(self.session),
@@ -258,7 +345,12 @@ class Runner:
                         job = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if job is not None and job.future.cancel():
+                    if job is None:
+                        continue
+                    if job.future is None:
+                        self._slots.release()
+                        _call(job.done, None, CancelledError())
+                    elif job.future.cancel():
                         self._slots.release()
             for _ in self._threads:
                 self._queue.put(_STOP)

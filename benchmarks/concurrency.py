@@ -1,0 +1,279 @@
+"""Concurrency APIs side by side: queue / async / sync vs a hand-written threaded onnxruntime loop,
+merge batching vs none, pipeline vs one instance.
+
+Run:  .venv/bin/python benchmarks/concurrency.py [--quick] [--repeats N] [--json FILE]
+
+Every configuration runs in this one process, interleaved, ``--repeats`` times; the table shows
+medians and ratios. Targets (issue 3): queue/async >= 0.97 x the best hand-written loop; merge
+batching on zoo:mnist with 64 concurrent single-sample clients >= 3 x unbatched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+import nnperf
+from nnperf.runtime import AsyncRunner, create_pipeline, create_queue
+from nnperf.zoo import model_bytes
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{cpu}, {cores} cores | python {platform.python_version()} | onnxruntime "
+        f"{ort.__version__} | onnx {onnx.__version__} | numpy {np.__version__} | nnperf "
+        f"{nnperf.__version__}"
+    )
+
+
+def feeds_for(name: str, n: int) -> list[dict[str, np.ndarray]]:
+    """``n`` distinct batch-1 feeds for a zoo model."""
+    rng = np.random.default_rng(0)
+    sess = nnperf.create(f"zoo:{name}", device="cpu(1)")
+    out = []
+    for _ in range(min(n, 16)):
+        feed = {}
+        for d in sess.inputs:
+            shape = [1, *[s if isinstance(s, int) else 1 for s in d.shape[1:]]]
+            if d.dtype == "int64":
+                feed[d.name] = rng.integers(0, 1000, size=shape, dtype=np.int64)
+            else:
+                feed[d.name] = rng.standard_normal(shape).astype(d.dtype)
+        out.append(feed)
+    sess.close()
+    return [out[i % len(out)] for i in range(n)]
+
+
+# -- the configurations (each returns queries per second) ----------------------------------------
+def hand_loop(
+    data: bytes, feeds: list[dict[str, np.ndarray]], sessions: int, threads: int
+) -> float:
+    """``sessions`` InferenceSessions x ``threads`` intra-op threads, one Python thread each."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    sess = [
+        ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]) for _ in range(sessions)
+    ]
+    for s in sess:
+        s.run(None, feeds[0])
+    share = [feeds[i::sessions] for i in range(sessions)]
+
+    def loop(s: ort.InferenceSession, part: list[dict[str, np.ndarray]]) -> None:
+        for f in part:
+            s.run(None, f)
+
+    ts = [threading.Thread(target=loop, args=(s, p)) for s, p in zip(sess, share)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return len(feeds) / (time.perf_counter() - t0)
+
+
+def nnperf_sync(data: bytes, feeds: list[dict[str, np.ndarray]]) -> float:
+    """Two caller threads on one Session with two 1-thread instances."""
+    sess = nnperf.create(data, device="cpu(1)*2")
+    for f in feeds[:2]:
+        sess.run(f)
+    share = [feeds[0::2], feeds[1::2]]
+
+    def loop(part: list[dict[str, np.ndarray]]) -> None:
+        for f in part:
+            sess.run(f)
+
+    ts = [threading.Thread(target=loop, args=(p,)) for p in share]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    qps = len(feeds) / (time.perf_counter() - t0)
+    sess.close()
+    return qps
+
+
+def nnperf_queue(data: bytes, feeds: list[dict[str, np.ndarray]]) -> float:
+    submitter, receiver = create_queue(data, device="cpu(1)*2")
+    submitter.submit(feeds[0], context=-1)
+    receiver.recv()
+
+    def produce() -> None:
+        for i, f in enumerate(feeds):
+            submitter.submit(f, context=i)
+        submitter.close()
+
+    t0 = time.perf_counter()
+    producer = threading.Thread(target=produce)
+    producer.start()
+    n = sum(1 for _ in receiver)
+    qps = n / (time.perf_counter() - t0)
+    producer.join()
+    receiver.close()
+    return qps
+
+
+def nnperf_async(data: bytes, feeds: list[dict[str, np.ndarray]]) -> float:
+    async def main() -> float:
+        async with AsyncRunner(data, device="cpu(1)*2") as runner:
+            await runner.run(feeds[0])
+            t0 = time.perf_counter()
+            await asyncio.gather(*(runner.run(f) for f in feeds))
+            return len(feeds) / (time.perf_counter() - t0)
+
+    return asyncio.run(main())
+
+
+def clients_async(
+    data: bytes, feeds: list[dict[str, np.ndarray]], clients: int, **kw: Any
+) -> tuple[float, float]:
+    """``clients`` coroutines, each sending its share of single-sample queries back to back."""
+
+    async def main() -> tuple[float, float]:
+        async with AsyncRunner(data, device="cpu(1)*2", **kw) as runner:
+            for f in feeds[:clients]:
+                await runner.run(f)
+
+            async def client(part: list[dict[str, np.ndarray]]) -> None:
+                for f in part:
+                    await runner.run(f)
+
+            stats = getattr(runner.backend, "reset_stats", None)
+            if stats is not None:
+                stats()
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client(feeds[i::clients]) for i in range(clients)))
+            qps = len(feeds) / (time.perf_counter() - t0)
+            mean = runner.backend.stats().mean_batch_size if kw else 1.0  # type: ignore[attr-defined]
+            return qps, mean
+
+    return asyncio.run(main())
+
+
+def pipeline_qps(data: bytes, feeds: list[dict[str, np.ndarray]], stages: int) -> float:
+    with create_pipeline(data, stages=stages, device=f"cpu(1)*{stages}") as pipe:
+        pipe.run(feeds[0])
+        t0 = time.perf_counter()
+        futures = [pipe.submit(f) for f in feeds]
+        for fu in futures:
+            fu.result()
+        return len(feeds) / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short smoke run (default off)")
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="rounds per configuration (default 5, quick 1)"
+    )
+    ap.add_argument("--models", default=None, help="comma-separated zoo names (default: 4 models)")
+    ap.add_argument("--json", default=None, help="write the figures as JSON to this file")
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 5)
+    models = (
+        args.models
+        or ("mnist,mobilenetv2" if args.quick else "mnist,mobilenetv2,bert-tiny,resnet50")
+    ).split(",")
+    queries = {"mnist": 3000, "mobilenetv2": 300, "bert-tiny": 300, "resnet50": 40}
+    if args.quick:
+        queries = {k: max(8, v // 10) for k, v in queries.items()}
+    print(machine())
+    print(f"repeats {repeats}; medians of queries/s; ratios against the best hand-written loop\n")
+    report: dict[str, Any] = {"machine": machine(), "repeats": repeats, "models": {}}
+    header = f"{'model':<12} {'queries':>7} {'loop 2x1':>9} {'loop 1x2':>9} {'sync':>9} {'queue':>9} {'async':>9} {'q/best':>7} {'a/best':>7} {'s/best':>7}"
+    print(header)
+    for name in models:
+        data = model_bytes(name)
+        feeds = feeds_for(name, queries.get(name, 200))
+        res: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            res.setdefault("loop_2x1", []).append(hand_loop(data, feeds, 2, 1))
+            res.setdefault("loop_1x2", []).append(hand_loop(data, feeds, 1, 2))
+            res.setdefault("sync", []).append(nnperf_sync(data, feeds))
+            res.setdefault("queue", []).append(nnperf_queue(data, feeds))
+            res.setdefault("async", []).append(nnperf_async(data, feeds))
+        med = {k: statistics.median(v) for k, v in res.items()}
+        best = max(med["loop_2x1"], med["loop_1x2"])
+        row = {
+            **med,
+            "queue_ratio": med["queue"] / best,
+            "async_ratio": med["async"] / best,
+            "sync_ratio": med["sync"] / best,
+        }
+        report["models"][name] = row
+        print(
+            f"{name:<12} {len(feeds):>7} {med['loop_2x1']:>9.1f} {med['loop_1x2']:>9.1f} {med['sync']:>9.1f} "
+            f"{med['queue']:>9.1f} {med['async']:>9.1f} {row['queue_ratio']:>7.3f} {row['async_ratio']:>7.3f} {row['sync_ratio']:>7.3f}"
+        )
+
+    # merge batching: 64 single-sample clients on mnist
+    n = 2000 if args.quick else 12800
+    feeds = feeds_for("mnist", n)
+    data = model_bytes("mnist")
+    res = {}
+    means: list[float] = []
+    for _ in range(repeats):
+        res.setdefault("unbatched", []).append(clients_async(data, feeds, 64)[0])
+        qps, mean = clients_async(data, feeds, 64, max_batch_size=64, max_delay_ms=2.0)
+        res.setdefault("batched", []).append(qps)
+        means.append(mean)
+    med = {k: statistics.median(v) for k, v in res.items()}
+    ratio = med["batched"] / med["unbatched"]
+    report["merge"] = {
+        **med,
+        "ratio": ratio,
+        "mean_batch_size": statistics.median(means),
+        "queries": n,
+    }
+    print(
+        f"\nmerge batching, zoo:mnist, 64 clients x batch 1, {n} queries: unbatched "
+        f"{med['unbatched']:.0f}/s, batched (max 64, 2 ms) {med['batched']:.0f}/s, ratio {ratio:.2f} "
+        f"(mean batch {statistics.median(means):.1f})"
+    )
+
+    # pipeline vs one instance and vs two data-parallel instances
+    pname = "mobilenetv2"
+    feeds = feeds_for(pname, 30 if args.quick else 300)
+    data = model_bytes(pname)
+    res = {}
+    for _ in range(repeats):
+        res.setdefault("single_1x1", []).append(hand_loop(data, feeds, 1, 1))
+        res.setdefault("pipeline_2", []).append(pipeline_qps(data, feeds, 2))
+        res.setdefault("data_parallel_2x1", []).append(hand_loop(data, feeds, 2, 1))
+    med = {k: statistics.median(v) for k, v in res.items()}
+    report["pipeline"] = {**med, "model": pname}
+    print(
+        f"pipeline, zoo:{pname}: one 1-thread instance {med['single_1x1']:.1f}/s, 2 stages "
+        f"{med['pipeline_2']:.1f}/s ({med['pipeline_2'] / med['single_1x1']:.2f}x), 2 data-parallel "
+        f"instances {med['data_parallel_2x1']:.1f}/s ({med['data_parallel_2x1'] / med['single_1x1']:.2f}x)"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Serving overhead, side by side in one run: served vs in-process.
+
+1. Throughput: ``zoo:mobilenetv2`` through ``nnperf serve`` (dynamic batching, binary tensors,
+   loopback, client = nnperf's remote load generator in this process) ÷ the same runtime in
+   process (an AsyncRunner with the same DynamicBatcher settings, same concurrency). Target ≥ 0.9.
+2. Per-request overhead: ``zoo:identity`` single-stream p50 served − in-process ``Session.run``
+   p50, in µs.
+3. ``--soak-s N``: Poisson load at 80 % of the measured capacity for N s; reports the server's
+   resident memory growth (target ≤ 5 % over 10 minutes).
+
+The server runs in a subprocess (``python -m nnperf serve``) so its CPU and memory are its own.
+Repeats alternate served and in-process runs and report medians.
+
+    python benchmarks/serve.py [--quick] [--repeats 3] [--soak-s 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+import nnperf
+from nnperf.bench.remote import run_remote_benchmark
+from nnperf.runtime.aio import AsyncRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores; python {platform.python_version()}, "
+        f"onnxruntime {ort.__version__}, numpy {np.__version__}, nnperf {nnperf.__version__}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, args: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nnperf", "serve", *args, "--port", str(self.port),
+             "--no-access-log", "--log-level", "warning"],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def inprocess_throughput(
+    model: str, x: np.ndarray, *, device: str, mbs: int, delay_ms: float, conc: int, n: int
+) -> float:
+    async def main() -> float:
+        async with AsyncRunner(
+            model, device=device, max_batch_size=mbs, max_delay_ms=delay_ms
+        ) as runner:
+            for _ in range(conc):
+                await runner.run(x)
+            it = iter(range(n))
+
+            async def worker() -> None:
+                for _ in it:
+                    await runner.run(x)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conc)))
+            return n / (time.perf_counter() - t0)
+
+    return asyncio.run(main())
+
+
+def inprocess_p50_us(model: str, x: np.ndarray, n: int) -> float:
+    with nnperf.create(model, device="cpu(1)") as s:
+        for _ in range(50):
+            s.run(x)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            s.run(x)
+            times.append(time.perf_counter_ns() - t0)
+    return float(np.percentile(times, 50)) / 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short smoke run")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating repeats (default 3)")
+    ap.add_argument("--soak-s", type=float, default=0.0, help="soak duration in s (default 0: off)")
+    ap.add_argument("--device", default="cpu(1)*2", help="device (default cpu(1)*2)")
+    ap.add_argument("--max-batch-size", type=int, default=4, help="dynamic batching (default 4)")
+    ap.add_argument("--max-delay-ms", type=float, default=2.0, help="batching delay (default 2)")
+    ap.add_argument("--concurrency", type=int, default=8, help="clients (default 8)")
+    args = ap.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    model = "zoo:mnist" if args.quick else "zoo:mobilenetv2"
+    n = 200 if args.quick else 600
+    print(f"machine: {machine()}")
+    rng = np.random.default_rng(0)
+    shape = (1, 1, 28, 28) if args.quick else (1, 3, 224, 224)
+    x = rng.standard_normal(shape).astype(np.float32)
+
+    # 1. throughput ratio
+    server = Server([f"m={model}", "--device", args.device, "--max-batch-size",
+                     str(args.max_batch_size), "--max-delay-ms", str(args.max_delay_ms)])  # fmt: skip
+    served, local = [], []
+    try:
+        for _ in range(repeats):
+            local.append(
+                inprocess_throughput(model, x, device=args.device, mbs=args.max_batch_size,
+                                     delay_ms=args.max_delay_ms, conc=args.concurrency, n=n)
+            )  # fmt: skip
+            r = run_remote_benchmark(server.url, "m", scenario="offline", queries=n,
+                                     concurrency=args.concurrency, inputs={"input": x})  # fmt: skip
+            assert r.errors == 0, r.error_samples
+            served.append(r.throughput_qps)
+        capacity = statistics.median(served)
+        print(
+            f"{model} throughput (device {args.device}, max_batch_size {args.max_batch_size}, "
+            f"max_delay_ms {args.max_delay_ms}, concurrency {args.concurrency}, {repeats} repeats):"
+        )
+        print(f"  in-process AsyncRunner  {statistics.median(local):8.1f} QPS  {local}")
+        print(f"  served (HTTP, binary)   {capacity:8.1f} QPS  {served}")
+        print(
+            f"  ratio served/in-process {capacity / statistics.median(local):8.3f}  (target >= 0.9)"
+        )
+        if args.soak_s > 0:
+            qps = 0.8 * capacity
+            run_remote_benchmark(server.url, "m", scenario="server", target_qps=qps,
+                                 duration_s=min(10.0, args.soak_s), inputs={"input": x})  # fmt: skip
+            rss0 = server.rss_kib()
+            r = run_remote_benchmark(server.url, "m", scenario="server", target_qps=qps,
+                                     duration_s=args.soak_s, inputs={"input": x})  # fmt: skip
+            rss1 = server.rss_kib()
+            print(f"soak {args.soak_s:g} s at {qps:.0f} QPS (80 % of capacity):")
+            print("  " + r.summary().replace("\n", "\n  "))
+            print(
+                f"  server RSS {rss0 / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB "
+                f"({100 * (rss1 - rss0) / rss0:+.2f} %, target <= +5 %)"
+            )
+    finally:
+        server.stop()
+
+    # 2. per-request overhead on identity
+    xi = rng.standard_normal((1, 1000)).astype(np.float32)
+    server = Server(["identity=zoo:identity", "--device", "cpu(1)"])
+    try:
+        local_p50, served_p50 = [], []
+        for _ in range(repeats):
+            local_p50.append(inprocess_p50_us("zoo:identity", xi, 2000 if not args.quick else 300))
+            r = run_remote_benchmark(server.url, "identity", queries=2000 if not args.quick else 300,
+                                     inputs={"x": xi})  # fmt: skip
+            assert r.latency is not None
+            served_p50.append(r.latency.p50_ms * 1e3)
+    finally:
+        server.stop()
+    lp, sp = statistics.median(local_p50), statistics.median(served_p50)
+    print("zoo:identity single-stream p50 (batch 1, binary tensors, loopback):")
+    print(f"  in-process Session.run {lp:8.1f} µs")
+    print(f"  served                 {sp:8.1f} µs")
+    print(f"  overhead per request   {sp - lp:8.1f} µs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""``nnperf quantize MODEL -o OUT --calibration DIR|random:N``: calibrated int8 QDQ quantization,
+configuration chosen by measurement, with a before/after table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnperf.errors import InvalidInputError
+
+__all__ = ["load_calibration", "register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``quantize`` subcommand."""
+    from nnperf.optimize.quantize import CalibrationMethod
+
+    p = sub.add_parser(
+        "quantize",
+        help="calibrate and quantize a model to int8 (QDQ), measured against float",
+        description="Pre-process, calibrate, quantize; with --activation-type auto (default) "
+        "every candidate (u8/s8 activations x per-channel/per-tensor weights) is measured and "
+        "the fastest one meeting --min-cosine is kept, with the reason printed.",
+    )
+    p.add_argument("model", help="path to an .onnx file or zoo:NAME")
+    p.add_argument("-o", "--output", required=True, help="where to write the quantized model")
+    p.add_argument(
+        "--calibration",
+        default="random:16",
+        help="DIR of .npy (single input) / .npz (by input name) samples, or random:N "
+        "(default random:16; random data says nothing about accuracy)",
+    )
+    p.add_argument(
+        "--method",
+        default="min_max_asym",
+        choices=[m.value for m in CalibrationMethod],
+        help="calibration method (default min_max_asym)",
+    )
+    p.add_argument(
+        "--percentage",
+        type=float,
+        default=99.99,
+        help="percentile for the percentile method, in %% (default 99.99)",
+    )
+    p.add_argument(
+        "--activation-type",
+        choices=["auto", "uint8", "int8"],
+        default="auto",
+        help="activation type; auto measures both (default auto)",
+    )
+    p.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="per-channel weight scales (default: measured with auto, else on)",
+    )
+    p.add_argument(
+        "--prepare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="onnxruntime quant_pre_process before calibration (default: on)",
+    )
+    p.add_argument(
+        "--min-cosine",
+        type=float,
+        default=0.99,
+        help="accuracy target vs float, cosine similarity (default 0.99)",
+    )
+    p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="print the error each quantized Conv/MatMul/Gemm adds alone (default off)",
+    )
+    p.add_argument(
+        "--keep-float",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep the K most sensitive layers in float (default 0)",
+    )
+    p.add_argument(
+        "--no-quantize-input",
+        dest="with_quantize",
+        action="store_false",
+        help="uint8 inputs in [0,255] with no leading QuantizeLinear (Furiosa "
+        "with_quantize=False; default: float inputs)",
+    )
+    p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    p.set_defaults(func=run)
+
+
+def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
+    """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files."""
+    from nnperf.optimize.editor import get_pure_input_names
+    from nnperf.optimize.quantize import random_dataset
+
+    if spec.startswith("random:"):
+        try:
+            count = int(spec.split(":", 1)[1])
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise InvalidInputError(f"--calibration: got {spec!r}, expected random:N with N >= 1")
+        return random_dataset(model, count, seed=0)
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise InvalidInputError(
+            f"--calibration: {spec!r} is not a directory; expected a folder of .npy/.npz files "
+            "or random:N"
+        )
+    names = get_pure_input_names(model)
+    samples: list[dict[str, np.ndarray]] = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".npy":
+            if len(names) != 1:
+                raise InvalidInputError(
+                    f"{path.name}: .npy samples need a single-input model; this one has {names}; "
+                    "use .npz files keyed by input name"
+                )
+            arr = np.load(path)
+            samples.append({names[0]: arr if arr.ndim > 3 else arr[None]})
+        elif path.suffix == ".npz":
+            with np.load(path) as z:
+                samples.append({k: z[k] for k in z.files})
+    if not samples:
+        raise InvalidInputError(f"--calibration: no .npy/.npz files in {spec!r}")
+    return samples
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar when rich is installed, else a plain counter on one line."""
+    try:
+        from rich.progress import Progress
+    except ImportError:
+
+        def plain(n: int) -> None:
+            print(f"\r{label}: {n}/{total}", end="" if n < total else "\n", flush=True)
+
+        yield plain
+        return
+    with Progress(transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.update(task, completed=n)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Calibrate, quantize, print the choice and the before/after table."""
+    import onnx
+
+    from nnperf.optimize.editor import as_proto
+    from nnperf.optimize.measure import compare_before_after, format_table
+    from nnperf.optimize.quantize import (
+        Calibrator,
+        choose_quantization,
+        layer_sensitivity,
+        prepare,
+        quantize,
+    )
+
+    float_model = as_proto(args.model)
+    model = prepare(float_model) if args.prepare else float_model
+    data = load_calibration(args.calibration, model)
+    with (
+        Calibrator(model, args.method, percentage=args.percentage) as cal,
+        _progress(f"calibrating ({args.method})", len(data)) as tick,
+    ):
+        cal.collect_data(data, progress=tick)
+        ranges = cal.compute_range()
+    evaluation = data[: min(len(data), 8)]
+    result: dict[str, Any] = {"method": args.method, "tensors": len(ranges)}
+
+    exclude: list[str] = []
+    if args.sensitivity or args.keep_float:
+        act = "int8" if args.activation_type == "int8" else "uint8"
+        with _progress(
+            "layer sensitivity",
+            sum(
+                1
+                for n in model.graph.node
+                if n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")
+            ),
+        ) as tick:
+            sens = layer_sensitivity(
+                model,
+                ranges,
+                evaluation,
+                activation_type=act,
+                per_channel=args.per_channel is not False,
+                progress=tick,
+            )
+        print("Per-layer sensitivity (only this node quantized), worst first:")
+        for s in sens[:15]:
+            print(
+                f"  {s.node:<40} {s.op_type:<8} cosine {s.cosine:.6f} max abs err "
+                f"{s.max_abs_err:.4g}"
+            )
+        exclude = [s.node for s in sens[: args.keep_float]]
+        if exclude:
+            print(f"Keeping in float: {', '.join(exclude)}")
+        result["sensitivity"] = [s.to_dict() for s in sens]
+
+    if args.activation_type == "auto":
+        candidates = [
+            (act, pc)
+            for pc in ((True, False) if args.per_channel is None else (args.per_channel,))
+            for act in ("uint8", "int8")
+        ]
+        choice = choose_quantization(
+            model,
+            ranges,
+            evaluation,
+            min_cosine=args.min_cosine,
+            iters=args.iters,
+            candidates=candidates,
+            nodes_to_exclude=exclude,
+        )
+        print("Candidates (1 thread):")
+        for c in choice.candidates:
+            print(
+                f"  {c.label:<26} {c.latency_ms:8.3f} ms  cosine {c.agreement.cosine:.6f}"
+                f"{'' if c.meets_target else '  (below target)'}"
+            )
+        print(choice.explanation)
+        chosen = (choice.chosen.activation_type, choice.chosen.per_channel)
+        result["choice"] = choice.to_dict()
+    else:
+        chosen = (args.activation_type, args.per_channel is not False)
+    quantized = quantize(
+        model,
+        ranges,
+        activation_type=chosen[0],
+        per_channel=chosen[1],
+        nodes_to_exclude=exclude,
+        with_quantize=args.with_quantize,
+    )
+    onnx.save(quantized, args.output)
+    print(f"Quantized model written to {args.output}")
+    feeds_after = evaluation
+    if not args.with_quantize:
+        feeds_after = [
+            {k: np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8) for k, v in f.items()}
+            for f in evaluation
+        ]
+        evaluation = [
+            {k: (np.clip(np.round(v * 255.0), 0, 255)).astype(np.float32) for k, v in f.items()}
+            for f in evaluation
+        ]
+    comp = compare_before_after(
+        float_model, quantized, evaluation, after_feeds=feeds_after, iters=args.iters
+    )
+    print()
+    print(format_table(comp, before_label="float32", after_label="int8"))
+    if comp.speedup < 1.0:
+        print(
+            "note: int8 is slower than float32 here; look for QuantizeLinear/DequantizeLinear "
+            "time in 'nnperf profile' (external operators) and ops without int8 kernels"
+        )
+    result["comparison"] = comp.to_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0

@@ -1,0 +1,246 @@
+"""``nnperf serve``: a KServe v2 (Open Inference Protocol) HTTP server for ONNX models.
+
+Examples::
+
+    nnperf serve zoo:mobilenetv2 --max-batch-size 8 --max-delay-ms 2
+    nnperf serve resnet=models/resnet50.onnx mnist=zoo:mnist --port 9000 --token s3cret
+    nnperf serve --model-repository ./models --config serve.json
+    nnperf serve zoo:mnist --ray --replicas 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from nnperf.errors import InvalidInputError
+
+__all__ = ["TOKEN_ENV", "build_settings", "register", "run"]
+
+TOKEN_ENV = "NNPERF_SERVE_TOKEN"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve models over KServe v2 HTTP (tritonclient-compatible)",
+        description=(
+            "Serve ONNX models with the KServe v2 / Open Inference Protocol over HTTP, with "
+            "dynamic batching, Prometheus /metrics, a bearer token, body and in-flight limits. "
+            "SIGTERM finishes requests in flight, then exits."
+        ),
+    )
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="model to serve: PATH.onnx, zoo:NAME, or NAME=SOURCE to choose the served name "
+        "(default name: file stem or zoo name)",
+    )
+    p.add_argument(
+        "--model-repository",
+        default=None,
+        metavar="DIR",
+        help="folder of models (NAME/model.onnx, NAME/<version>/model.onnx or NAME.onnx, "
+        "optional NAME/config.json); all are loaded at start (default: none)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a RunConfig JSON (from 'nnperf tune') for every model, or a serve config "
+        '{"schema": "nnperf.serve/1", "defaults": {...}, "models": [...]} (default: none)',
+    )
+    p.add_argument("--device", default=None, help="device string, e.g. cpu(1)*2 (default: cpu)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker threads per model (default: 1 per instance)",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="dynamic batching: merge concurrent requests up to this many rows (default 1: off)",
+    )
+    p.add_argument(
+        "--max-delay-ms",
+        type=float,
+        default=None,
+        help="dynamic batching: longest wait for a batch to fill, in ms (default 1.0)",
+    )
+    p.add_argument(
+        "--max-inflight",
+        type=int,
+        default=None,
+        help="requests admitted per model at once before answering 503 (default 128)",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token required on every route but health (default: ${TOKEN_ENV}, else none)",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=64.0,
+        help="largest request body, in MiB (default 64)",
+    )
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one JSON line per request on stderr (default: on)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default info)",
+    )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="deploy with Ray Serve instead of a single process (needs nnperf[ray]; default off)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="with --ray: replicas of the deployment (default 1)",
+    )
+    p.add_argument(
+        "--max-replicas",
+        type=int,
+        default=None,
+        help="with --ray: autoscale between --replicas and this many replicas on requests in "
+        "flight (default: fixed --replicas)",
+    )
+    p.set_defaults(func=run)
+
+
+def _split_model(arg: str) -> tuple[str | None, str]:
+    """``NAME=SOURCE`` -> (NAME, SOURCE); ``SOURCE`` -> (None, SOURCE)."""
+    if "=" in arg and not arg.startswith("zoo:"):
+        name, _, source = arg.partition("=")
+        return name, source
+    return None, arg
+
+
+def _default_name(source: str) -> str:
+    if source.startswith("zoo:"):
+        return source[4:]
+    base = os.path.basename(source.rstrip("/"))
+    return base[:-5] if base.endswith(".onnx") else base
+
+
+def build_settings(args: argparse.Namespace) -> tuple[list[Any], Any]:
+    """The per-model settings and the defaults for repository models, from the flags.
+
+    Returns:
+        ``(models, defaults)``: a list of :class:`~nnperf.serve.dataplane.ModelSettings` and the
+        settings template for repository models.
+
+    Raises:
+        InvalidInputError: no models and no repository, bad flag values, or a bad config file.
+    """
+    from nnperf.serve.dataplane import ModelSettings, load_serve_config
+    from nnperf.types import RunConfig
+
+    base = ModelSettings(name="default", model="")
+    from_file: list[ModelSettings] = []
+    if args.config:
+        loaded = load_serve_config(args.config, base=base)
+        if isinstance(loaded, RunConfig):
+            base = base.replace(config=loaded)
+        else:
+            from_file = loaded
+    flags: dict[str, Any] = {}
+    if args.max_batch_size is not None:
+        flags["max_batch_size"] = args.max_batch_size
+    if args.max_delay_ms is not None:
+        flags["max_delay_ms"] = args.max_delay_ms
+    if args.max_inflight is not None:
+        flags["max_inflight"] = args.max_inflight
+    cfg_changes: dict[str, Any] = {}
+    if args.device is not None:
+        cfg_changes["device"] = args.device
+    if args.workers is not None:
+        cfg_changes["workers"] = args.workers
+
+    def apply(s: ModelSettings) -> ModelSettings:
+        s = s.replace(**flags) if flags else s
+        return s.replace(config=s.config.replace(**cfg_changes)) if cfg_changes else s
+
+    defaults = apply(base)
+    models = [apply(s) for s in from_file]
+    for arg in args.models:
+        name, source = _split_model(arg)
+        models.append(defaults.replace(name=name or _default_name(source), model=source))
+    if not models and not args.model_repository:
+        raise InvalidInputError(
+            "no models to serve; expected MODEL arguments (PATH.onnx, zoo:NAME, NAME=SOURCE), "
+            "--model-repository DIR, or models in --config"
+        )
+    return models, defaults
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; returns 0 after a clean shutdown."""
+    if args.max_body_mb <= 0:
+        raise InvalidInputError(f"--max-body-mb: got {args.max_body_mb}, expected > 0 (MiB)")
+    if args.replicas < 1:
+        raise InvalidInputError(f"--replicas: got {args.replicas}, expected >= 1")
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    models, defaults = build_settings(args)
+    level = getattr(logging, args.log_level.upper())
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    logging.getLogger("nnperf.serve.access").setLevel(
+        logging.INFO if args.access_log else logging.WARNING
+    )
+    max_body_bytes = int(args.max_body_mb * 1024 * 1024)
+    if args.ray:
+        from nnperf.serve.raysvc import run_ray
+
+        return run_ray(
+            models,
+            repository=args.model_repository,
+            defaults=defaults,
+            host=args.host,
+            port=args.port,
+            replicas=args.replicas,
+            max_replicas=args.max_replicas,
+            token=token,
+            max_body_bytes=max_body_bytes,
+        )
+    from nnperf.serve.dataplane import DataPlane
+    from nnperf.serve.http import create_app, run_server
+
+    plane = DataPlane(models, repository=args.model_repository, defaults=defaults)
+    # Load before binding, so a bad model is one 'nnperf: error' line, not a server traceback.
+    # (The plane's asyncio objects bind to a loop lazily; the server's loop takes over.)
+    try:
+        asyncio.run(plane.start())
+    except BaseException:
+        asyncio.run(plane.close(timeout_s=0))
+        raise
+    app = create_app(plane, token=token, max_body_bytes=max_body_bytes)
+    print(
+        f"nnperf serve: http://{args.host}:{args.port}/v2 "
+        f"({len(models)} model(s)"
+        + (f" + repository {args.model_repository}" if args.model_repository else "")
+        + (", bearer token required" if token else "")
+        + ")",
+        file=sys.stderr,
+        flush=True,
+    )
+    run_server(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

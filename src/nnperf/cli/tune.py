@@ -1,0 +1,219 @@
+"""``nnperf tune MODEL``: measured search over run configurations (MegEngine fast-run/--fitting)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nnperf.errors import InvalidInputError
+
+__all__ = ["register", "run"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add the ``tune`` subcommand."""
+    p = sub.add_parser(
+        "tune",
+        help="search device split, workers, batch size and engine knobs; write a RunConfig",
+        description="Measure candidate run configurations (device splits cpu(T)*N over the "
+        "cores, workers, batch size, graph level, prepacking, memory pattern, execution mode; "
+        "cuDNN search and CUDA graphs on CUDA): cheap pruning runs, then successive halving "
+        "with repeats. A winner must beat the runner-up by more than the measured noise, else "
+        "the simpler configuration wins. With --cache the result is reused when model, engine, "
+        "CPU, cores and objective match; the file is a RunConfig for 'nnperf bench --config'.",
+    )
+    p.add_argument("model", nargs="?", help="path to an .onnx file or zoo:NAME")
+    p.add_argument(
+        "--objective",
+        default="throughput",
+        choices=["latency", "throughput"],
+        help="latency: single-stream p50/p99 (lower wins); throughput: offline samples/s, or "
+        "the server scenario within --latency-budget-ms (default throughput)",
+    )
+    p.add_argument(
+        "--latency-percentile",
+        type=int,
+        default=50,
+        choices=[50, 99],
+        help="latency objective: the percentile to minimise (default 50)",
+    )
+    p.add_argument(
+        "--latency-budget-ms",
+        type=_positive_float,
+        default=None,
+        help="throughput objective: p99 latency budget in ms for the server scenario "
+        "(default none: offline throughput)",
+    )
+    p.add_argument(
+        "--cache",
+        default=None,
+        metavar="FILE",
+        help="tune cache / RunConfig JSON: reused without searching when its key matches, "
+        "else written after the search (default: none)",
+    )
+    p.add_argument(
+        "--time-budget-s",
+        type=_positive_float,
+        default=120.0,
+        help="wall-clock budget of the search in seconds (default 120)",
+    )
+    p.add_argument(
+        "--device-candidates",
+        nargs="+",
+        default=None,
+        metavar="DEVICE",
+        help="device strings to try, e.g. 'cpu(2)' 'cpu(1)*2' (default: every cpu(T)*N split "
+        "of the available cores)",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="batch sizes to try when the model's batch axis is free (default 1 2 4 8)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="an extra model variant to search, e.g. int8=model.int8.onnx; repeatable "
+        "(default none)",
+    )
+    p.add_argument(
+        "--warmup-iters",
+        type=int,
+        default=1,
+        help="warm-up runs per instance before each measurement (default 1)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
+    p.add_argument(
+        "--json", default=None, metavar="FILE", help="write the nnperf.tune/1 JSON result here"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+    p.set_defaults(func=run)
+
+
+@contextmanager
+def _progress_bar(
+    enabled: bool, budget_s: float
+) -> Iterator[Callable[[float, float, str], None] | None]:
+    """A rich progress bar over the time budget, naming the candidate being measured."""
+    if not enabled:
+        yield None
+        return
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:
+        yield None
+        return
+    with Progress(
+        TextColumn("tune"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[what]}"),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("tune", total=budget_s, what="")
+
+        def update(elapsed_s: float, total_s: float, what: str) -> None:
+            bar.update(task, completed=min(elapsed_s, total_s), what=what[:60])
+
+        yield update
+
+
+def _parse_variants(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InvalidInputError(
+                f"--variant: got {item!r}, expected NAME=MODEL, e.g. int8=model.int8.onnx"
+            )
+        if name in out:
+            raise InvalidInputError(f"--variant: name {name!r} given twice; expected unique names")
+        out[name] = path
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Tune (or read the cache), print the report, optionally write the JSON."""
+    from nnperf.tune.cache import CacheWarning
+    from nnperf.tune.report import render_tune_report
+    from nnperf.tune.search import Objective, tune
+
+    if args.model is None:
+        raise InvalidInputError(
+            "nnperf tune: missing MODEL; expected a path to an .onnx file or zoo:NAME "
+            "(try 'nnperf tune zoo:mobilenetv2 --objective throughput')"
+        )
+    if args.warmup_iters < 0:
+        raise InvalidInputError(f"--warmup-iters: got {args.warmup_iters}, expected >= 0")
+    if args.latency_budget_ms is not None and args.objective != "throughput":
+        raise InvalidInputError(
+            "--latency-budget-ms applies to --objective throughput (throughput within a p99 "
+            "budget); got --objective latency. Drop the budget or use --objective throughput"
+        )
+    objective = Objective(
+        kind=args.objective,
+        percentile=args.latency_percentile,
+        latency_budget_ms=args.latency_budget_ms,
+    )
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        with _progress_bar(show, args.time_budget_s) as progress:
+            result = tune(
+                args.model,
+                objective=objective,
+                time_budget_s=args.time_budget_s,
+                cache=args.cache,
+                devices=args.device_candidates,
+                batch_sizes=args.batch_sizes,
+                variants=_parse_variants(args.variant),
+                warmup_iters=args.warmup_iters,
+                seed=args.seed,
+                progress=progress,
+            )
+    for w in caught:
+        if issubclass(w.category, CacheWarning):
+            print(f"nnperf: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    print(render_tune_report(result, cache_path=args.cache))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,64 @@
+"""Model optimisation on ONNX graphs, each change verified for numerics and measured for speed.
+
+- :class:`ModelEditor`: uint8 pixel inputs, 8-bit outputs, permuted (NHWC) inputs, batch size.
+- :class:`Calibrator` and :func:`quantize`: calibrated int8 QDQ models; :func:`choose_quantization`
+  measures candidates and keeps the fastest accurate one; :func:`layer_sensitivity`.
+- :func:`convert_precision`: fp16 (all ops or matmul-only).
+- :func:`dump_optimized`: the engine-optimised graph (fusions, NCHWc layouts), offline.
+- :mod:`nnperf.optimize.tiling`: large images as overlapping patches.
+- :func:`assert_equivalent` / :func:`compare_models`: output agreement.
+"""
+
+from __future__ import annotations
+
+from nnperf.optimize.editor import ModelEditor, get_output_names, get_pure_input_names
+from nnperf.optimize.graph import GraphDump, compare_dump_load, dump_optimized, optimized_op_counts
+from nnperf.optimize.measure import Comparison, StageTimes, compare_before_after, measure_model
+from nnperf.optimize.precision import convert_precision
+from nnperf.optimize.quantize import (
+    CalibrationMethod,
+    Calibrator,
+    LayerSensitivity,
+    QuantizeChoice,
+    choose_quantization,
+    layer_sensitivity,
+    prepare,
+    quantize,
+    random_dataset,
+)
+from nnperf.optimize.verify import (
+    Agreement,
+    EquivalenceError,
+    assert_equivalent,
+    compare_models,
+    compare_outputs,
+)
+
+__all__ = [
+    "Agreement",
+    "CalibrationMethod",
+    "Calibrator",
+    "Comparison",
+    "EquivalenceError",
+    "GraphDump",
+    "LayerSensitivity",
+    "ModelEditor",
+    "QuantizeChoice",
+    "StageTimes",
+    "assert_equivalent",
+    "choose_quantization",
+    "compare_before_after",
+    "compare_dump_load",
+    "compare_models",
+    "compare_outputs",
+    "convert_precision",
+    "dump_optimized",
+    "get_output_names",
+    "get_pure_input_names",
+    "layer_sensitivity",
+    "measure_model",
+    "optimized_op_counts",
+    "prepare",
+    "quantize",
+    "random_dataset",
+]

@@ -1,0 +1,157 @@
+"""Scale-out with Ray Serve: the same data plane and v2 routes in N replicas (``nnperf[ray]``).
+
+``nnperf serve MODEL --ray --replicas N`` starts a local Ray instance (or joins ``$RAY_ADDRESS``)
+and deploys :class:`NnperfDeployment`: each replica builds its own :class:`DataPlane` and the
+same Starlette app as the single-process server, and Ray's HTTP proxy spreads requests over the
+replicas. With ``--max-replicas M`` Ray autoscales between N and M replicas on requests in flight
+(``target_ongoing_requests`` = the models' ``max_inflight`` / 2).
+
+Each replica keeps its own ``/metrics`` (the proxy answers from one replica per request).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from nnperf.errors import MissingDependencyError
+from nnperf.serve.dataplane import DataPlane, ModelSettings
+
+__all__ = ["NnperfDeployment", "build_deployment", "run_ray"]
+
+
+def _require_ray() -> Any:
+    try:
+        from ray import serve
+    except ImportError as exc:
+        raise MissingDependencyError("ray[serve]", "ray", "nnperf serve --ray") from exc
+    return serve
+
+
+class NnperfDeployment:
+    """One Ray Serve replica: a DataPlane behind the v2 Starlette app, called per request."""
+
+    def __init__(
+        self,
+        models: list[dict[str, Any]],
+        repository: str | None,
+        defaults: dict[str, Any],
+        token: str | None,
+        max_body_bytes: int,
+    ) -> None:
+        from nnperf.serve.http import create_app
+
+        base = ModelSettings(name="default", model="")
+        self.plane = DataPlane(
+            [ModelSettings.from_dict(m, base=base) for m in models],
+            repository=repository,
+            defaults=ModelSettings.from_dict(defaults, base=base),
+        )
+        self.app = create_app(
+            self.plane, token=token, max_body_bytes=max_body_bytes, lifespan=False
+        )
+        self._started = False
+
+    async def __call__(self, request: Any) -> Any:
+        """Run the request through the app (Ray Serve passes a Starlette Request)."""
+        from starlette.responses import Response
+
+        if not self._started:
+            await self.plane.start()
+            self._started = True
+        messages: list[MutableMapping[str, Any]] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            messages.append(message)
+
+        await self.app(request.scope, request.receive, send)
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        headers = {k.decode(): v.decode() for k, v in start.get("headers", [])}
+        headers.pop("content-length", None)
+        return Response(body, status_code=start["status"], headers=headers)
+
+
+def _settings_dict(s: ModelSettings) -> dict[str, Any]:
+    d = s.to_dict()
+    if not isinstance(s.model, str):
+        raise MissingDependencyError("a model path", "ray", "Ray replicas (models must be paths)")
+    return d
+
+
+def build_deployment(
+    models: list[ModelSettings],
+    *,
+    repository: str | None = None,
+    defaults: ModelSettings | None = None,
+    replicas: int = 1,
+    max_replicas: int | None = None,
+    token: str | None = None,
+    max_body_bytes: int = 64 * 1024 * 1024,
+) -> Any:
+    """The bound Ray Serve application (``serve.run(app)`` deploys it).
+
+    Raises:
+        MissingDependencyError: ray[serve] is not installed.
+    """
+    serve = _require_ray()
+    defaults = defaults or ModelSettings(name="default", model="")
+    options: dict[str, Any] = {"name": "nnperf", "max_ongoing_requests": 1024}
+    if max_replicas is not None and max_replicas > replicas:
+        inflight = min([m.max_inflight for m in models] or [defaults.max_inflight])
+        options["autoscaling_config"] = {
+            "min_replicas": replicas,
+            "max_replicas": max_replicas,
+            "target_ongoing_requests": max(1, inflight // 2),
+        }
+    else:
+        options["num_replicas"] = replicas
+    deployment = serve.deployment(**options)(NnperfDeployment)
+    return deployment.bind(
+        [_settings_dict(m) for m in models],
+        repository,
+        {k: v for k, v in defaults.to_dict().items() if k not in ("name", "model")},
+        token,
+        max_body_bytes,
+    )
+
+
+def run_ray(
+    models: list[ModelSettings],
+    *,
+    repository: str | None = None,
+    defaults: ModelSettings | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    replicas: int = 1,
+    max_replicas: int | None = None,
+    token: str | None = None,
+    max_body_bytes: int = 64 * 1024 * 1024,
+) -> int:
+    """Deploy on Ray Serve and block until interrupted; returns 0."""
+    serve = _require_ray()
+    import ray
+
+    ray.init(ignore_reinit_error=True, include_dashboard=False)
+    serve.start(http_options={"host": host, "port": port})
+    app = build_deployment(
+        models,
+        repository=repository,
+        defaults=defaults,
+        replicas=replicas,
+        max_replicas=max_replicas,
+        token=token,
+        max_body_bytes=max_body_bytes,
+    )
+    serve.run(app, name="nnperf", route_prefix="/")
+    print(f"nnperf serve (ray, {replicas} replica(s)): http://{host}:{port}/v2", flush=True)
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return 0

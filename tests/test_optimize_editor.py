@@ -1,0 +1,226 @@
+"""ModelEditor: structure (op counts, onnx.checker) and numerics (real onnxruntime) per edit."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from models import small_convnet
+
+from nnperf.errors import InvalidInputError
+from nnperf.optimize import (
+    Calibrator,
+    ModelEditor,
+    assert_equivalent,
+    compare_models,
+    get_output_names,
+    get_pure_input_names,
+    optimized_op_counts,
+    quantize,
+)
+from nnperf.runtime import create
+
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+
+
+def _ops(model: onnx.ModelProto) -> Counter[str]:
+    return Counter(n.op_type for n in model.graph.node)
+
+
+def _pixels(seed: int = 0, shape: tuple[int, ...] = (2, 3, 16, 16)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _normalise(pix: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
+    m = np.asarray(mean).reshape(1, -1, 1, 1)
+    s = np.asarray(std).reshape(1, -1, 1, 1)
+    return ((pix / 255.0 - m) / s).astype(np.float32)
+
+
+def _quantized(model: onnx.ModelProto, calib_pixels: bool = True) -> onnx.ModelProto:
+    rng = np.random.default_rng(3)
+    data = [{"input": _normalise(_pixels(i), [0.0], [1.0])} for i in range(4)]
+    if not calib_pixels:
+        data = [{"input": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)}]
+    with Calibrator(model, "min_max_asym") as cal:
+        cal.collect_data(data)
+        ranges = cal.compute_range()
+    return quantize(model, ranges)
+
+
+def test_io_names() -> None:
+    m = small_convnet()
+    assert get_pure_input_names(m) == ["input"]
+    assert get_output_names(m) == ["logits"]
+    assert ModelEditor(m).get_pure_input_names() == ["input"]
+
+
+def test_convert_input_type_per_channel_structure_and_numerics() -> None:
+    m = small_convnet()
+    edited = ModelEditor(m).convert_input_type("input", "uint8", mean=MEAN, std=STD)
+    onnx.checker.check_model(edited)
+    ops = _ops(edited)
+    assert ops["DequantizeLinear"] == 1 and ops["Add"] == 1
+    assert ops["Conv"] == 2
+    assert edited.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert edited.graph.input[0].name == "input"
+    pix = _pixels()
+    agreement = assert_equivalent(
+        m,
+        edited,
+        [{"input": _normalise(pix, MEAN, STD)}],
+        candidate_feeds=[{"input": pix}],
+        atol=1e-4,
+    )
+    assert agreement.top1_agreement == 1.0
+    with create(edited) as sess:
+        assert sess.inputs[0].dtype == "uint8"
+
+
+def test_convert_input_type_scalar_has_no_add() -> None:
+    m = small_convnet()
+    edited = ModelEditor(m).convert_input_type("input", "uint8")
+    assert _ops(edited)["Add"] == 0 and _ops(edited)["DequantizeLinear"] == 1
+    pix = _pixels(1)
+    assert_equivalent(
+        m, edited, [{"input": _normalise(pix, [0.0], [1.0])}], candidate_feeds=[{"input": pix}]
+    )
+
+
+def test_convert_input_type_quantized_drops_leading_quantize() -> None:
+    q = _quantized(small_convnet())
+    before = _ops(q)
+    edited = ModelEditor(q).convert_input_type("input", "uint8")
+    onnx.checker.check_model(edited)
+    after = _ops(edited)
+    # the leading float QuantizeLinear is gone; no float op between the pixels and the first Conv
+    assert after["QuantizeLinear"] == before["QuantizeLinear"] - 1
+    assert after["Add"] == 0 and after["Cast"] == 0
+    first_dq = next(n for n in edited.graph.node if "input" in n.input)
+    assert first_dq.op_type == "DequantizeLinear"
+    # in the engine-optimised graph the float QuantizeLinear is gone too: the first int8 conv
+    # reads the uint8 pixels
+    assert optimized_op_counts(q)["QuantizeLinear"] == 1
+    counts = optimized_op_counts(edited)
+    assert counts["QuantizeLinear"] == 0
+    assert counts["com.microsoft:QLinearConv"] == 2
+    pix = _pixels(2)
+    agreement = compare_models(
+        q, edited, [{"input": _normalise(pix, [0.0], [1.0])}], candidate_feeds=[{"input": pix}]
+    )
+    assert agreement.cosine > 0.999
+
+
+def test_convert_input_type_quantized_per_channel_keeps_quantize() -> None:
+    q = _quantized(small_convnet())
+    edited = ModelEditor(q).convert_input_type("input", "uint8", mean=MEAN, std=STD)
+    ops = _ops(edited)
+    assert ops["QuantizeLinear"] == _ops(q)["QuantizeLinear"]
+    pix = _pixels(4)
+    agreement = compare_models(
+        q, edited, [{"input": _normalise(pix, MEAN, STD)}], candidate_feeds=[{"input": pix}]
+    )
+    assert agreement.max_abs_err < 1e-4
+
+
+def test_convert_input_type_errors() -> None:
+    editor = ModelEditor(small_convnet())
+    with pytest.raises(InvalidInputError, match="not found"):
+        editor.convert_input_type("nope", "uint8")
+    with pytest.raises(InvalidInputError, match="expected 'uint8'"):
+        editor.convert_input_type("input", "int8")
+    with pytest.raises(InvalidInputError, match="std"):
+        editor.convert_input_type("input", "uint8", mean=[0, 0, 0], std=[1, 1])
+
+
+def test_convert_output_type_drops_trailing_dequantize() -> None:
+    q = _quantized(small_convnet())
+    edited = ModelEditor(q).convert_output_type("logits", "uint8")
+    onnx.checker.check_model(edited)
+    assert _ops(edited)["DequantizeLinear"] == _ops(q)["DequantizeLinear"] - 1
+    assert edited.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    props = {p.key: p.value for p in edited.metadata_props}
+    scale = float(props["nnperf.output.logits.scale"])
+    zp = int(props["nnperf.output.logits.zero_point"])
+    x = _normalise(_pixels(5), [0.0], [1.0])
+    with create(q) as a, create(edited) as b:
+        ref = a.run(x)[0]
+        out = b.run(x)[0]
+    assert out.dtype == np.uint8
+    np.testing.assert_allclose((out.astype(np.float32) - zp) * scale, ref, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="int8"):
+        ModelEditor(q).convert_output_type("logits", "int8")
+
+
+def test_convert_output_type_range_on_float_model() -> None:
+    m = small_convnet()
+    with pytest.raises(InvalidInputError, match="range"):
+        ModelEditor(m).convert_output_type("logits", "uint8")
+    edited = ModelEditor(m).convert_output_type("logits", "int8", range=(-4.0, 4.0))
+    assert _ops(edited)["QuantizeLinear"] == 1
+    x = _normalise(_pixels(6), [0.0], [1.0])
+    with create(m) as a, create(edited) as b:
+        ref = a.run(x)[0]
+        out = b.run(x)[0]
+    assert out.dtype == np.int8
+    props = {p.key: p.value for p in edited.metadata_props}
+    scale = float(props["nnperf.output.logits.scale"])
+    zp = int(props["nnperf.output.logits.zero_point"])
+    np.testing.assert_allclose(
+        (out.astype(np.float32) - zp) * scale, np.clip(ref, -4, 4), atol=scale / 2 + 1e-6
+    )
+
+
+def test_permute_input_structure_numerics_and_reorder_fold() -> None:
+    m = small_convnet(channels=16, width=32)
+    edited = ModelEditor(m).permute_input("input", [0, 3, 1, 2])
+    onnx.checker.check_model(edited)
+    assert _ops(edited)["Transpose"] == 1
+    dims = edited.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value or d.dim_param for d in dims] == ["batch", 16, 16, 16]
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 16)).astype(np.float32)
+    assert_equivalent(
+        m,
+        edited,
+        [{"input": x}],
+        candidate_feeds=[{"input": np.ascontiguousarray(x.transpose(0, 2, 3, 1))}],
+    )
+    # at level ALL onnxruntime folds the Transpose into ReorderInput(channels_last=1)
+    from nnperf.optimize.graph import optimized_graph
+
+    g = optimized_graph(edited, level="all")
+    assert not any(n.op_type == "Transpose" for n in g.graph.node)
+    reorder = [n for n in g.graph.node if n.op_type == "ReorderInput"]
+    assert reorder and onnx.helper.get_attribute_value(reorder[0].attribute[0]) == 1
+
+
+def test_permute_input_rejects_bad_perm() -> None:
+    with pytest.raises(InvalidInputError, match="permutation"):
+        ModelEditor(small_convnet()).permute_input("input", [0, 1, 1, 2])
+
+
+def test_set_batch_size_fixed_and_free() -> None:
+    m = small_convnet()
+    fixed = ModelEditor(m).set_batch_size(4)
+    onnx.checker.check_model(fixed)
+    assert fixed.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
+    assert fixed.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 4
+    assert _ops(fixed) == _ops(m)
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    assert_equivalent(m, fixed, [{"input": x}])
+    with create(fixed) as sess:
+        assert sess.inputs[0].shape[0] == 4
+    free = ModelEditor(fixed).set_batch_size(None)
+    assert free.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert_equivalent(m, free, [{"input": x[:1]}])
+    with pytest.raises(InvalidInputError):
+        ModelEditor(m).set_batch_size(0)
+
+
+def test_editor_does_not_touch_original() -> None:
+    m = small_convnet()
+    ModelEditor(m).convert_input_type("input", "uint8")
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT

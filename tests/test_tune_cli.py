@@ -1,0 +1,140 @@
+"""``nnperf tune``: in-process through main(), one real subprocess, and bad flags (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from models import matmul_model
+
+from nnperf.cli import main
+from nnperf.types import RunConfig
+
+
+@pytest.fixture
+def model_path(tmp_path: Path) -> str:
+    path = tmp_path / "mm.onnx"
+    onnx.save(matmul_model(), str(path))
+    return str(path)
+
+
+def test_tune_writes_cache_report_json_then_hits(
+    model_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "tuned.json"
+    out_json = tmp_path / "result.json"
+    argv = [
+        "tune",
+        model_path,
+        "--objective",
+        "throughput",
+        "--time-budget-s",
+        "1.5",
+        "--device-candidates",
+        "cpu(1)",
+        "cpu(1)*2",
+        "--batch-sizes",
+        "1",
+        "2",
+        "--cache",
+        str(cache),
+        "--json",
+        str(out_json),
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for needle in ("prepare ms", "warm-up ms", "QPS (samples/s)", "winner:", "why:", " * "):
+        assert needle in text
+    data = json.loads(out_json.read_text())
+    assert data["schema"] == "nnperf.tune/1" and data["candidates"]
+    assert RunConfig.load(out_json) == RunConfig.load(cache)
+    assert main(argv) == 0
+    assert "cache hit" in capsys.readouterr().out
+    # the result runs in bench
+    assert main(["bench", model_path, "--config", str(cache), "--queries", "5"]) == 0
+
+
+def test_latency_objective_report(model_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["tune", model_path, "--objective", "latency", "--latency-percentile", "99"]
+    assert main([*argv, "--time-budget-s", "1", "--no-progress"]) == 0
+    assert "p99 ms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["tune"], "missing MODEL"),
+        (["tune", "MODEL", "--objective", "latency", "--latency-budget-ms", "5"], "applies to"),
+        (["tune", "MODEL", "--variant", "int8"], "NAME=MODEL"),
+        (["tune", "MODEL", "--device-candidates", "gpu"], "device"),
+        (["tune", "/no/such/model.onnx"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], needle: str, model_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [model_path if a == "MODEL" else a for a in argv]
+    assert main([*argv, "--time-budget-s", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnperf: error:") and needle in err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--objective", "speed"],
+        ["--time-budget-s", "0"],
+        ["--latency-budget-ms", "-3"],
+        ["--latency-percentile", "90"],
+        ["--batch-sizes", "0"],
+    ],
+)
+def test_bad_flags_exit_2(
+    flags: list[str], model_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["tune", model_path, *flags])
+    assert info.value.code == 2
+    assert "nnperf: error:" in capsys.readouterr().err
+
+
+def test_corrupt_cache_is_a_clear_error(
+    model_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "tuned.json"
+    cache.write_text("{not json")
+    assert main(["tune", model_path, "--cache", str(cache), "--time-budget-s", "1"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert cache.read_text() == "{not json"
+
+
+def test_real_subprocess(model_path: str, tmp_path: Path) -> None:
+    cache = tmp_path / "tuned.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnperf",
+            "tune",
+            model_path,
+            "--time-budget-s",
+            "1",
+            "--device-candidates",
+            "cpu(1)",
+            "--batch-sizes",
+            "1",
+            "--cache",
+            str(cache),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "winner:" in proc.stdout and cache.exists()

@@ -1,0 +1,85 @@
+"""Search-space construction: device splits, batch axis detection, grids and labels."""
+
+from __future__ import annotations
+
+import pytest
+from models import fixed_batch_model, matmul_model
+
+from nnperf.errors import InvalidInputError
+from nnperf.model import load_model
+from nnperf.tune import Candidate, SearchSpace, batch_axis_free, build_space, device_splits
+from nnperf.types import GraphLevel, RunConfig
+
+
+def test_device_splits_cover_every_factorisation() -> None:
+    assert device_splits(1) == ("cpu(1)",)
+    assert device_splits(2) == ("cpu(2)", "cpu(1)*2")
+    assert device_splits(6) == ("cpu(6)", "cpu(3)*2", "cpu(2)*3", "cpu(1)*6")
+    assert device_splits(2, kind="cuda") == ("cuda:0", "cuda:0*2")
+    with pytest.raises(InvalidInputError):
+        device_splits(0)
+
+
+def test_batch_axis_free_detects_symbolic_leading_dim() -> None:
+    assert batch_axis_free(load_model(matmul_model()))
+    assert not batch_axis_free(load_model(fixed_batch_model()))
+
+
+def test_throughput_space_searches_workers_and_batches_when_free() -> None:
+    space = build_space(load_model(matmul_model()), throughput=True, cores=2)
+    assert space.devices == ("cpu(2)", "cpu(1)*2")
+    assert space.batch_sizes == (1, 2, 4, 8)
+    assert space.workers_per_instance == (1, 2)
+    primary = space.primary()
+    assert len(primary) == 2 * 2 * 4
+    assert all(c.config.graph_level is GraphLevel.ALL and c.config.prepack for c in primary)
+    labels = [c.label for c in space.grid()]
+    assert len(labels) == space.size == len(set(labels))
+    # workers are per instance: cpu(1)*2 with 2 workers per instance -> 4 host threads.
+    assert any(c.config.device == "cpu(1)*2" and c.config.workers == 4 for c in primary)
+
+
+def test_fixed_batch_and_latency_spaces_keep_batch_one() -> None:
+    fixed = build_space(load_model(fixed_batch_model()), throughput=True, cores=2)
+    assert fixed.batch_sizes == (1,)
+    lat = build_space(load_model(matmul_model()), throughput=False, cores=4)
+    assert lat.batch_sizes == (1,) and lat.workers_per_instance == (1,)
+    assert lat.devices == ("cpu(4)", "cpu(2)*2", "cpu(1)*4")
+
+
+def test_variations_move_one_knob_at_a_time() -> None:
+    space = build_space(load_model(matmul_model()), throughput=True, cores=2)
+    point = space.primary()[0]
+    assert point.complexity == 0 and point.config == RunConfig(device="cpu(2)")
+    vars_ = space.variations(point)
+    # extended, basic, no prepack, no mem pattern, parallel
+    assert len(vars_) == 5
+    assert all(v.complexity == 1 for v in vars_)
+
+
+def test_cuda_space_has_cudnn_search_and_cuda_graph() -> None:
+    space = build_space(load_model(matmul_model()), throughput=False, devices=["cuda:0"])
+    assert space.cudnn_conv_algo_search[0] == "EXHAUSTIVE"
+    assert space.cuda_graph == (False, True)
+    point = space.primary()[0]
+    opts = point.config.provider_options["CUDAExecutionProvider"]
+    assert opts["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    labels = {v.label for v in space.variations(point)}
+    assert any("cudnn_conv_algo_search=HEURISTIC" in lab for lab in labels)
+    assert any("cuda-graph" in lab for lab in labels)
+
+
+def test_bad_spaces_are_clear_errors() -> None:
+    blob = load_model(matmul_model())
+    with pytest.raises(InvalidInputError, match="mix"):
+        build_space(blob, throughput=True, devices=["cpu(1)", "cuda:0"])
+    with pytest.raises(InvalidInputError):
+        build_space(blob, throughput=True, devices=["gpu"])
+    with pytest.raises(InvalidInputError, match="batch_sizes"):
+        SearchSpace(devices=("cpu(1)",), batch_sizes=(0,))
+
+
+def test_candidate_round_trips() -> None:
+    c = Candidate(RunConfig(device="cpu(1)*2", batch_size=4, prepack=False), variant="int8")
+    again = Candidate.from_dict(c.to_dict())
+    assert again == c and again.label == "cpu(1)*2 b4 no-prepack [int8]"
