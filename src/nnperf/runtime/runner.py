@@ -67,7 +67,11 @@ class Slots:
     __slots__ = ("_tokens", "limit")
 
     def __init__(self, limit: int) -> None:
-        """``limit`` free slots."""
+        """``limit`` free slots (at most 1 000 000: one token each is allocated up front)."""
+        if not 1 <= limit <= 1_000_000:
+            raise InvalidInputError(
+                f"max_inflight: got {limit}, expected 1 to 1000000 queries inside the runtime"
+            )
         self.limit = limit
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         for _ in range(limit):
