@@ -65,6 +65,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="short smoke run")
     ap.add_argument("--model", default="zoo:mobilenetv2", help="model (default zoo:mobilenetv2)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads for single-stream (default 1)"
+    )
     args = ap.parse_args()
     repeats, queries, seconds = (2, 20, 0.5) if args.quick else (7, 200, 3.0)
     blob = load_model(args.model)
@@ -76,22 +79,28 @@ def main() -> None:
     shape = feed_shape or [d if isinstance(d, int) else 1 for d in plain.get_inputs()[0].shape]
     feed = {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
 
-    # 1. single-stream latency
+    # 1. single-stream latency, at --threads intra-op threads on both sides (1 by default:
+    # the stable setting on a 2-core machine, where 2-thread runs swing with any other load)
+    single = plain_session(blob.data, args.threads)
+    single.run(None, feed)
     res = interleave(
         {
-            "plain": lambda: plain_single_stream_p50_ms(plain, feed, queries),
+            "plain": lambda: plain_single_stream_p50_ms(single, feed, queries),
             "nnperf": lambda: (
                 run_benchmark(
-                    blob, device=f"cpu({cores})", feeds=feed, queries=queries, warmup_iters=2
+                    blob, device=f"cpu({args.threads})", feeds=feed, queries=queries, warmup_iters=2
                 ).latency.p50_ms
             ),
         },
         repeats,
     )
-    ratios = [n / p for p, n in zip(res["plain"], res["nnperf"])]
+    ratio = median(res["nnperf"]) / median(res["plain"])
+    spread = max(res["plain"]) / min(res["plain"]) - 1
     print(
-        f"single-stream p50: plain {median(res['plain']):.3f} ms, nnperf {median(res['nnperf']):.3f} ms, "
-        f"ratio {median(ratios):.3f} (target within 3 %: {'ok' if abs(median(ratios) - 1) <= 0.03 else 'MISS'})"
+        f"single-stream p50 at {args.threads} thread(s): plain {median(res['plain']):.3f} ms, "
+        f"nnperf {median(res['nnperf']):.3f} ms, ratio of medians {ratio:.3f} "
+        f"(round-to-round spread of the plain loop {100 * spread:.1f} %; "
+        f"target within 3 %: {'ok' if abs(ratio - 1) <= 0.03 else 'MISS'})"
     )
 
     # 2. offline throughput: every split N x T with N*T == cores, best of each side

@@ -10,29 +10,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from nnperf.cli.args import non_negative_float, positive_float, positive_int
 from nnperf.errors import InvalidInputError
 
 __all__ = ["progress_bar", "register", "run"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -59,19 +40,19 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="host threads issuing queries (default: one per instance; single-stream 1)",
     )
     p.add_argument(
-        "--batch-size", type=_positive_int, default=None, help="rows per query (default 1)"
+        "--batch-size", type=positive_int, default=None, help="rows per query (default 1)"
     )
     p.add_argument(
-        "--queries", type=_positive_int, default=100, help="minimum measured queries (default 100)"
+        "--queries", type=positive_int, default=100, help="minimum measured queries (default 100)"
     )
     p.add_argument(
         "--duration",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         help="minimum measured time in seconds (default 0)",
     )
@@ -96,7 +77,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--target-qps",
-        type=float,
+        type=positive_float,
         default=None,
         help="server scenario: offered load in queries/s (required there)",
     )
@@ -109,26 +90,26 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="queries kept outstanding (offline with --api queue/async, batching or a pipeline; "
         "--url: connections) (default: the runtime's in-flight limit)",
     )
     p.add_argument(
         "--max-batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="merge concurrent queries into batches of up to N rows (default: no merging)",
     )
     p.add_argument(
         "--max-delay-ms",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=1.0,
         help="with --max-batch-size: longest wait for a batch to fill, in ms (default 1.0)",
     )
     p.add_argument(
         "--pipeline-stages",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="split the model into K stages, one instance each (default: no pipeline)",
     )

@@ -11,29 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nnperf.cli.args import positive_float, positive_int
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -65,7 +46,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--latency-budget-ms",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="throughput objective: p99 latency budget in ms for the server scenario "
         "(default none: offline throughput)",
@@ -79,7 +60,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--time-budget-s",
-        type=_positive_float,
+        type=positive_float,
         default=120.0,
         help="wall-clock budget of the search in seconds (default 120)",
     )
@@ -94,7 +75,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--batch-sizes",
         nargs="+",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="batch sizes to try when the model's batch axis is free (default 1 2 4 8)",
