@@ -284,3 +284,20 @@ def test_bench_pipeline_and_cli_flags(tmp_path, capsys):
     assert "merged batches" in capsys.readouterr().out
     assert main(["bench", "m", "--url", "http://127.0.0.1:9", "--device", "cpu"]) == 2
     assert "only apply in process" in capsys.readouterr().err
+
+
+def test_image_input_is_resized_and_scaled(tmp_path):
+    from models import conv_model
+    from PIL import Image
+
+    from nnperf import create
+
+    img = np.zeros((40, 30, 3), np.uint8)
+    img[..., 0] = 255
+    Image.fromarray(img).save(tmp_path / "red.png")
+    with create(conv_model(channels=3, size=16)) as sess:
+        feeds = make_feeds(sess.inputs, batch_size=2, specs={"input": str(tmp_path / "red.png")})
+        x = feeds["input"]
+        assert x.shape == (2, 3, 16, 16) and x.dtype == np.float32
+        assert x[:, 0].min() == 1.0 and x[:, 1:].max() == 0.0
+        assert sess.run(x)[0].shape == (2, 8)

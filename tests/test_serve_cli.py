@@ -99,3 +99,50 @@ def test_remote_benchmark_scenarios(scenario: str, tmp_path: Path) -> None:
                 run_remote_benchmark(server.url, "mm", queries=5, inputs=xs)
             with pytest.raises(NotFoundError):
                 run_remote_benchmark(server.url, "nope", queries=5, token="t")
+
+
+def test_serve_trace_output_records_served_queries(tmp_path: Path) -> None:
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    trace = tmp_path / "serve-trace.json"
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnperf", "serve", "zoo:identity", "--port", str(port),
+         "--trace-output", str(trace)],
+        stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        body = {
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1000], "data": [0.5] * 1000}]
+        }
+        for _ in range(5):
+            assert httpx.post(base + "/v2/models/identity/infer", json=body).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert sum(e.get("name") == "Inference" for e in events) == 5

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 from nnperf.errors import InvalidInputError
@@ -87,6 +88,13 @@ def register(subparsers: Any) -> None:
         "--token",
         default=None,
         help=f"bearer token required on every route but health (default: ${TOKEN_ENV}, else none)",
+    )
+    p.add_argument(
+        "--trace-output",
+        default=None,
+        metavar="FILE",
+        help="write a Chrome trace of every served query at shutdown (default: none; "
+        "NNPERF_PROFILER_OUTPUT_PATH does the same)",
     )
     p.add_argument(
         "--max-body-mb",
@@ -232,7 +240,14 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         asyncio.run(plane.close(timeout_s=0))
         raise
-    app = create_app(plane, token=token, max_body_bytes=max_body_bytes)
+    # The trace is written when the app shuts down: uvicorn re-raises SIGTERM once it has
+    # stopped, so nothing after run_server() would run.
+    tracing = ExitStack()
+    if args.trace_output:
+        from nnperf.profiler import profile
+
+        tracing.enter_context(profile(file=args.trace_output))
+    app = create_app(plane, token=token, max_body_bytes=max_body_bytes, on_shutdown=tracing.close)
     print(
         f"nnperf serve: http://{args.host}:{args.port}/v2 "
         f"({len(models)} model(s)"
@@ -242,5 +257,6 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    run_server(app, host=args.host, port=args.port, log_level=args.log_level)
+    with tracing:
+        run_server(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

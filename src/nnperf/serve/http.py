@@ -121,6 +121,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_after_s: int = 1,
     lifespan: bool = True,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
     """Build the v2 HTTP app over ``plane``.
 
@@ -130,6 +131,8 @@ def create_app(
         max_body_bytes: largest request body, in bytes (default 64 MiB).
         retry_after_s: ``Retry-After`` sent with 503 answers, in seconds (default 1).
         lifespan: start the data plane (load models) on startup and drain it on shutdown.
+        on_shutdown: called once the data plane has drained (e.g. to write a trace); uvicorn
+            re-raises SIGTERM after its shutdown, so code after ``run_server`` may never run.
 
     Raises:
         InvalidInputError: a non-positive body limit or an empty token.
@@ -285,8 +288,12 @@ def create_app(
         try:
             yield
         finally:
-            if lifespan:
-                await plane.close()
+            try:
+                if lifespan:
+                    await plane.close()
+            finally:
+                if on_shutdown is not None:
+                    on_shutdown()
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse(
