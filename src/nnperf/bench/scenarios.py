@@ -15,7 +15,6 @@ queries *and* run at least that long (furiosa-bench's ``-n`` and ``--duration``)
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -390,12 +389,7 @@ def _offline(
     busy_box = [0] * n_workers
 
     def worker(i: int) -> None:
-        # Bind the thread to instance i % instances (Session does this on first use).
-        sess._local.index = i % len(sess.instances)
-        inst = sess.instances[i % len(sess.instances)]
-        spec = sess.device.instances[i % len(sess.instances)]
-        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {spec.cores[0]})
+        inst = sess.bind_thread(i)
         lat = per_thread[i]
         clock = time.perf_counter_ns
         validate = sess.validator.validate

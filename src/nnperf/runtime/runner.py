@@ -276,12 +276,7 @@ class Runner:
         return self.submit(inputs).result(timeout=timeout_s)
 
     def _work(self, index: int) -> None:
-        inst = self.session.instances[index]
-        spec = self.session.device.instances[index]
-        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
-            # The calling thread is the instance's first compute thread; onnxruntime pins the
-            # others (see engines.onnxruntime.affinity_string). pid 0 = this thread on Linux.
-            os.sched_setaffinity(0, {spec.cores[0]})
+        inst = self.session.bind_thread(index)
         get = self._queue.get
         release = self._slots.release
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -149,6 +150,20 @@ class Session:
             index = next(self._counter) % len(self.instances)
             self._local.index = index
         return index, self.instances[index]
+
+    def bind_thread(self, index: int) -> EngineInstance:
+        """Make the calling thread run on instance ``index % instances`` and return it.
+
+        On a pinned device (``cpu:0,cpu:1``) the thread is also pinned to the instance's first
+        core: the calling thread is the instance's first compute thread, and onnxruntime pins the
+        others (see ``engines.onnxruntime.affinity_string``). Worker threads call this once.
+        """
+        index %= len(self.instances)
+        self._local.index = index
+        spec = self.device.instances[index]
+        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {spec.cores[0]})  # pid 0: this thread, on Linux
+        return self.instances[index]
 
     def run(self, inputs: Inputs) -> list[np.ndarray]:
         """Run one query and return every output, in :attr:`outputs` order.
