@@ -110,25 +110,16 @@ class ModelReport:
         return "\n".join(lines)
 
 
-def _dims(vi: Any) -> list[int] | None:
-    t = vi.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    out = []
-    for d in t.shape.dim:
-        if not d.HasField("dim_value"):
-            return None
-        out.append(int(d.dim_value))
-    return out
-
-
 def estimate_flops(model: Any) -> dict[str, int]:
-    """FLOPs by op type for Conv, ConvTranspose, MatMul and Gemm at batch 1 (multiply-add = 2).
+    """FLOPs by op type for the ops in :data:`nnperf.flops.COMPUTE_OPS` at batch 1
+    (multiply-add = 2).
 
-    Symbolic dimensions are set to 1 and shapes inferred with ``onnx.shape_inference``; nodes
-    whose shapes stay unknown are skipped.
+    Symbolic input dimensions are set to 1 and shapes inferred with ``onnx.shape_inference``;
+    dimensions that stay unknown count as 1.
     """
     import onnx
+
+    from nnperf.flops import node_flops, shape_map
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -140,42 +131,12 @@ def estimate_flops(model: Any) -> dict[str, int]:
         m = onnx.shape_inference.infer_shapes(m, data_prop=True)
     except Exception:  # shape inference is best effort for FLOPs
         return {}
-    shapes: dict[str, list[int]] = {}
-    for vi in [*m.graph.input, *m.graph.value_info, *m.graph.output]:
-        dims = _dims(vi)
-        if dims is not None:
-            shapes[vi.name] = dims
-    for init in m.graph.initializer:
-        shapes[init.name] = list(init.dims)
+    shapes = shape_map(m.graph)
     flops: Counter[str] = Counter()
     for node in m.graph.node:
-        try:
-            if node.op_type in ("Conv", "ConvTranspose"):
-                w = shapes[node.input[1]]
-                out = shapes[node.output[0]]
-                group = next((a.i for a in node.attribute if a.name == "group"), 1)
-                kernel = int(np.prod(w[2:]))
-                if node.op_type == "Conv":
-                    flops[node.op_type] += 2 * int(np.prod(out)) * w[1] * kernel
-                else:
-                    x = shapes[node.input[0]]
-                    flops[node.op_type] += (
-                        2 * int(np.prod(x)) * w[1] * kernel // max(group, 1) * group
-                    )
-            elif node.op_type == "MatMul":
-                a, b = shapes[node.input[0]], shapes[node.input[1]]
-                out = shapes[node.output[0]]
-                k = a[-1]
-                flops[node.op_type] += 2 * int(np.prod(out)) * k
-                _ = b
-            elif node.op_type == "Gemm":
-                a = shapes[node.input[0]]
-                out = shapes[node.output[0]]
-                trans_a = next((a_.i for a_ in node.attribute if a_.name == "transA"), 0)
-                k = a[0] if trans_a else a[1]
-                flops[node.op_type] += 2 * int(np.prod(out)) * k
-        except (KeyError, IndexError):
-            continue
+        n = node_flops(node, shapes)
+        if n:
+            flops[node.op_type] += n
     return dict(flops)
 
 

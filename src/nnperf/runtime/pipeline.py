@@ -256,21 +256,8 @@ class Pipeline:
 # --------------------------------------------------------------------------------------------
 
 
-def _node_flops(node: Any, shapes: dict[str, list[int]]) -> int:
-    """Estimated FLOPs of one node at batch 1 (symbolic dims count as 1)."""
-    out_numel = sum(int(np.prod(shapes.get(o, [1]), dtype=np.int64)) for o in node.output if o)
-    op = node.op_type
-    if op in ("Conv", "ConvTranspose") and len(node.input) > 1:
-        w = shapes.get(node.input[1])
-        if w:
-            return 2 * out_numel * int(np.prod(w[1:], dtype=np.int64))
-    if op in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul"):
-        a = shapes.get(node.input[0])
-        if a:
-            trans_a = any(at.name == "transA" and at.i for at in node.attribute)
-            k = a[0] if (op == "Gemm" and trans_a and len(a) == 2) else a[-1]
-            return 2 * out_numel * max(1, k)
-    return max(1, out_numel)
+def _numel_of(shape: list[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
 
 
 def _cut_points(costs: Sequence[int], stages: int) -> list[int]:
@@ -297,6 +284,8 @@ def _split(model_bytes: bytes, stages: int, balance: str) -> tuple[list[Any], li
     import onnx.shape_inference
     import onnx.utils
 
+    from nnperf.flops import node_flops, shape_map
+
     model = onnx.ModelProto.FromString(model_bytes)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -311,14 +300,15 @@ def _split(model_bytes: bytes, stages: int, balance: str) -> tuple[list[Any], li
             f"stages={stages}: the model has only {len(nodes)} node(s); expected at most "
             f"{len(nodes)} stages"
         )
-    shapes: dict[str, list[int]] = {}
-    for vi in [*graph.input, *graph.value_info, *graph.output]:
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
-    for init in graph.initializer:
-        shapes[init.name] = list(init.dims)
+    shapes = shape_map(graph)
+
+    def cost(node: Any) -> int:
+        # Ops without a FLOPs estimate cost their output size, so no node is free.
+        outputs = sum(_numel_of(shapes.get(o, [1])) for o in node.output if o)
+        return node_flops(node, shapes) or max(1, outputs)
+
     # "nodes": every node costs the same.
-    costs = [_node_flops(nd, shapes) if balance == "flops" else 1 for nd in nodes]
+    costs = [cost(nd) if balance == "flops" else 1 for nd in nodes]
     bounds = [0, *_cut_points(costs, stages), len(nodes)]
     initializers = {i.name for i in graph.initializer}
     graph_outputs = [o.name for o in graph.output]
