@@ -26,13 +26,13 @@ import numpy as np
 
 from nnperf.errors import InvalidInputError, NnperfError
 
-__all__ = ["APIS", "drive"]
+__all__ = ["APIS", "StopCondition", "drive", "watch_progress"]
 
 APIS = ("sync", "queue", "async")
 ProgressFn = Callable[[int, int, float, float], None]
 
 
-class _Stop:
+class StopCondition:
     """Shared stop condition: at least ``queries`` done and at least ``duration_ns`` elapsed."""
 
     def __init__(self, queries: int, duration_ns: int) -> None:
@@ -72,7 +72,7 @@ def drive(
         raise InvalidInputError(f"api: got {api!r}, expected one of {list(APIS)}")
     if concurrency < 1:
         raise InvalidInputError(f"concurrency: got {concurrency}, expected >= 1")
-    stop = _Stop(queries, int(duration_s * 1e9))
+    stop = StopCondition(queries, int(duration_s * 1e9))
     if api == "sync":
         lat, wall = _sync(backend, feed, concurrency, stop, progress)
     elif api == "queue":
@@ -82,7 +82,8 @@ def drive(
     return lat, wall, stop.errors
 
 
-def _watch(stop: _Stop, progress: ProgressFn | None) -> None:
+def watch_progress(stop: StopCondition, progress: ProgressFn | None) -> None:
+    """Wait until ``stop`` is set, reporting progress every 0.2 s."""
     while not stop.event.wait(0.2):
         if progress is not None:
             progress(
@@ -97,7 +98,7 @@ def _sync(
     backend: Any,
     feed: dict[str, np.ndarray],
     clients: int,
-    stop: _Stop,
+    stop: StopCondition,
     progress: ProgressFn | None,
 ) -> tuple[np.ndarray, int]:
     lats: list[list[int]] = [[] for _ in range(clients)]
@@ -127,7 +128,7 @@ def _sync(
     try:
         for t in threads:
             t.start()
-        _watch(stop, progress)
+        watch_progress(stop, progress)
         for t in threads:
             t.join()
         wall = time.perf_counter_ns() - stop.start_ns
@@ -139,7 +140,7 @@ def _sync(
 
 
 def _queue(
-    backend: Any, feed: dict[str, np.ndarray], stop: _Stop, progress: ProgressFn | None
+    backend: Any, feed: dict[str, np.ndarray], stop: StopCondition, progress: ProgressFn | None
 ) -> tuple[np.ndarray, int]:
     from nnperf.runtime.queue import QueryFailedError, queue_over
 
@@ -165,8 +166,7 @@ def _queue(
     try:
         producer.start()
         clock = time.perf_counter_ns
-        for_ever = True
-        while for_ever:
+        while True:
             try:
                 t0, _ = receiver.recv()
             except QueryFailedError:
@@ -192,7 +192,7 @@ def _queue(
 
 
 def _async(
-    backend: Any, feed: dict[str, np.ndarray], clients: int, stop: _Stop
+    backend: Any, feed: dict[str, np.ndarray], clients: int, stop: StopCondition
 ) -> tuple[np.ndarray, int]:
     from nnperf.runtime.aio import AsyncRunner
 

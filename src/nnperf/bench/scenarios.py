@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.bench.drivers import APIS, StopCondition, drive, watch_progress
 from nnperf.bench.inputs import make_feeds
 from nnperf.bench.machine import machine_info
 from nnperf.bench.stats import LatencyStats
@@ -213,8 +214,6 @@ def run_benchmark(
         raise InvalidInputError(
             "the server scenario needs target_qps > 0 (--target-qps): the Poisson arrival rate"
         )
-    from nnperf.bench.drivers import APIS
-
     if api not in APIS:
         raise InvalidInputError(f"api: got {api!r}, expected one of {list(APIS)}")
     if concurrency is not None and concurrency < 1:
@@ -270,8 +269,6 @@ def run_benchmark(
                         backend, feed, queries, duration_s, target_qps, seed, progress
                     )
                 else:
-                    from nnperf.bench.drivers import drive
-
                     clients = (
                         1
                         if scen is Scenario.SINGLE_STREAM
@@ -337,10 +334,6 @@ def run_benchmark(
             sess.close()
 
 
-def _done(count: int, queries: int, start_ns: int, duration_ns: int) -> bool:
-    return count >= queries and time.perf_counter_ns() - start_ns >= duration_ns
-
-
 def _single_stream(
     sess: Session,
     feed: dict[str, np.ndarray],
@@ -378,14 +371,10 @@ def _offline(
     on_busy: Callable[[int], None],
 ) -> tuple[np.ndarray, int]:
     """Workers call the engine directly (no per-query hook) and sum their own busy time."""
-    duration_ns = int(duration_s * 1e9)
     per_thread: list[list[int]] = [[] for _ in range(n_workers)]
-    count = [0]
-    lock = threading.Lock()
-    stop = threading.Event()
+    stop = StopCondition(queries, int(duration_s * 1e9))
     errors: list[BaseException] = []
     barrier = threading.Barrier(n_workers + 1)
-    start_box = [0]
     busy_box = [0] * n_workers
 
     def worker(i: int) -> None:
@@ -399,7 +388,7 @@ def _offline(
         barrier.wait()
         try:
             busy = 0
-            while not stop.is_set():
+            while not stop.event.is_set():
                 t0 = clock()
                 if traced:
                     sess.run(feed)
@@ -411,26 +400,21 @@ def _offline(
                     t1 = clock()
                 busy += t1 - te
                 lat.append(t1 - t0)
-                with lock:
-                    count[0] += 1
-                    if count[0] >= queries and t1 - start_box[0] >= duration_ns:
-                        stop.set()
+                stop.done(t1)
             busy_box[i] = busy
         except BaseException as exc:
             errors.append(exc)
-            stop.set()
+            stop.event.set()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n_workers)]
     for t in threads:
         t.start()
-    start_box[0] = time.perf_counter_ns()
+    stop.start_ns = time.perf_counter_ns()
     barrier.wait()
-    while not stop.wait(0.2):
-        if progress is not None:
-            progress(count[0], queries, (time.perf_counter_ns() - start_box[0]) / 1e9, duration_s)
+    watch_progress(stop, progress)
     for t in threads:
         t.join()
-    wall = time.perf_counter_ns() - start_box[0]
+    wall = time.perf_counter_ns() - stop.start_ns
     if errors:
         raise errors[0]
     on_busy(sum(busy_box))
