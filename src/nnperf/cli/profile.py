@@ -6,13 +6,11 @@ import argparse
 import json
 from typing import Any
 
-import numpy as np
-
+from nnperf.bench.inputs import make_feeds
 from nnperf.errors import InvalidInputError
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
 from nnperf.runtime import Session, resolve_config
-from nnperf.types import TensorDesc
 
 __all__ = ["register", "run"]
 
@@ -53,23 +51,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _feeds(inputs: tuple[TensorDesc, ...], batch: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    feeds: dict[str, np.ndarray] = {}
-    for d in inputs:
-        shape = [
-            x if isinstance(x, int) else (batch if i == 0 else 1) for i, x in enumerate(d.shape)
-        ]
-        dtype = np.dtype(d.dtype)
-        if dtype.kind == "f":
-            feeds[d.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[d.name] = rng.integers(0, 2, shape).astype(dtype)
-        else:
-            feeds[d.name] = rng.integers(0, 2, shape).astype(dtype)
-    return feeds
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``nnperf profile``; returns the exit status."""
     for flag in ("batch_size", "queries"):
@@ -82,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(None, device=args.device, batch_size=args.batch_size)
     with profile(file=args.trace_output, operators=args.ops) as prof:
         session = Session(args.model, config=cfg)
-        feeds = _feeds(session.inputs, args.batch_size, args.seed)
+        feeds = make_feeds(session.inputs, batch_size=args.batch_size, seed=args.seed)
         with prof.record("warm up"):
             for _ in range(args.warmup_iters):
                 session.run(feeds)
