@@ -81,7 +81,6 @@ class Session:
         *,
         config: RunConfig,
         engine: Engine | None = None,
-        profile_prefix: str | None = None,
     ) -> None:
         hooks.start_env_profiler()
         t0 = time.perf_counter_ns()
@@ -93,9 +92,7 @@ class Session:
         self.instances: list[EngineInstance] = []
         try:
             for spec in self.device.instances:
-                self.instances.append(
-                    self.engine.load(self.model, config, spec, profile_prefix=profile_prefix)
-                )
+                self.instances.append(self.engine.load(self.model, config, spec))
         except BaseException:
             self.close()
             raise
