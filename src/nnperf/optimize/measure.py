@@ -3,8 +3,6 @@ warm-up and steady-state inference on the real engine, plus output agreement."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,26 +55,22 @@ def measure_model(
 
     Args:
         model: the model.
-        feeds: queries (cycled through for the timed runs); outputs of one pass are returned.
+        feeds: queries; the timed runs use the first, outputs of one pass over all are returned.
         config: run configuration (default ``RunConfig(device="cpu(1)")``: one stable thread).
         iters: timed runs (default 20).
         return_outputs: also return the outputs of one pass over ``feeds``.
     """
+    from nnperf.bench.scenarios import run_benchmark
     from nnperf.runtime import Session
 
     cfg = config or RunConfig(device="cpu(1)")
     sess = Session(model, config=cfg)
     try:
-        t0 = time.perf_counter_ns()
-        sess.run(dict(feeds[0]))
-        warm = time.perf_counter_ns() - t0
-        times = []
-        start = time.perf_counter_ns()
-        for i in range(max(1, iters)):
-            t = time.perf_counter_ns()
-            sess.run(dict(feeds[i % len(feeds)]))
-            times.append(time.perf_counter_ns() - t)
-        total = time.perf_counter_ns() - start
+        # nnperf bench's single-stream loop on the already loaded session: one warm-up run, then
+        # ``iters`` timed queries on the first feed.
+        result = run_benchmark(
+            sess.model, session=sess, feeds=dict(feeds[0]), queries=max(1, iters), warmup_iters=1
+        )
         outs = [sess.run(dict(f)) for f in feeds] if return_outputs else []
         stages = sess.stages
     finally:
@@ -85,11 +79,11 @@ def measure_model(
         StageTimes(
             load_ms=stages.load_ns / 1e6,
             prepare_ms=stages.prepare_ns / 1e6,
-            warmup_ms=warm / 1e6,
-            latency_ms=statistics.median(times) / 1e6,
-            p90_ms=float(np.percentile(times, 90)) / 1e6,
-            throughput_qps=len(times) / (total / 1e9) if total else 0.0,
-            iters=len(times),
+            warmup_ms=float(result.stages_ms["warmup_ms"][0]),
+            latency_ms=result.latency.p50_ms,
+            p90_ms=result.latency.p90_ms,
+            throughput_qps=result.throughput_qps,
+            iters=result.queries,
         ),
         outs,
     )
