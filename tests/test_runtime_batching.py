@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -110,4 +112,71 @@ def test_merge_close_cancels_pending():
     batcher.close(cancel_pending=True)
     done = [f for f in futures if not f.cancelled()]
     assert all(f.result()[0].shape == (1, 256) for f in done)
+    assert batcher._room._value == batcher.max_inflight
+
+
+# -- batching on the event loop (submit_async) --------------------------------------------------
+def _async_rows(batcher: DynamicBatcher, xs: np.ndarray, **gather_kw):  # type: ignore[no-untyped-def]
+    async def main():  # type: ignore[no-untyped-def]
+        return await asyncio.gather(*(batcher.submit_async(x[None]) for x in xs), **gather_kw)
+
+    return asyncio.run(main())
+
+
+def test_async_merge_waits_for_the_delay_then_sends_what_is_there():
+    model = matmul_model()
+    runner = nnperf.create_runner(model, device="cpu(1)")
+    batcher = DynamicBatcher(runner, max_batch_size=16, max_delay_ms=30.0)
+    xs = np.random.default_rng(3).standard_normal((3, 16)).astype(np.float32)
+
+    async def main():  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        outs = await asyncio.gather(*(batcher.submit_async(x[None]) for x in xs))
+        return outs, time.perf_counter() - t0
+
+    outs, waited_s = asyncio.run(main())
+    with nnperf.create(model) as sess:
+        expected = sess.run(xs)[0]
+    np.testing.assert_allclose(np.concatenate([o[0] for o in outs]), expected, rtol=1e-5)
+    assert waited_s >= 0.025  # 3 rows < 16: the batch waited for the delay
+    assert batcher.stats().histogram == {3: 1}
+    batcher.close()
+
+
+def test_async_merge_batches_grow_while_the_runtime_is_full():
+    # One slot, no delay: the first query goes alone; the rest pile up behind it and go as
+    # one batch when it returns, instead of one by one.
+    runner = nnperf.Runner(
+        nnperf.create(matmul_model(k=256, n=256), device="cpu(1)"), max_inflight=1
+    )
+    batcher = DynamicBatcher(runner, max_batch_size=64, max_delay_ms=0.0)
+    xs = np.ones((40, 256), np.float32)
+    outs = _async_rows(batcher, xs)
+    assert len(outs) == 40 and all(o[0].shape == (1, 256) for o in outs)
+    stats = batcher.stats()
+    assert stats.requests == 40
+    assert stats.histogram.get(1, 0) >= 1 and max(stats.histogram) > 1
+    assert stats.batches < 40
+    batcher.close()
+
+
+@pytest.mark.parametrize("cancel_pending", [False, True])
+def test_async_merge_close_settles_queries_waiting_on_the_loop(cancel_pending):
+    runner = nnperf.create_runner(matmul_model(), device="cpu(1)")
+    batcher = DynamicBatcher(runner, max_batch_size=64, max_delay_ms=10_000.0)
+    xs = np.ones((5, 16), np.float32)
+
+    async def main():  # type: ignore[no-untyped-def]
+        futs = [batcher.submit_async(x[None]) for x in xs]
+        await asyncio.sleep(0.01)  # 5 rows < 64 and a 10 s delay: all still waiting
+        assert batcher.stats().batches == 0
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: batcher.close(cancel_pending=cancel_pending))
+        return await asyncio.gather(*futs, return_exceptions=True)
+
+    results = asyncio.run(main())
+    if cancel_pending:
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    else:
+        assert all(r[0].shape == (1, 8) for r in results)
     assert batcher._room._value == batcher.max_inflight

@@ -90,13 +90,16 @@ def test_recv_timeout_and_submit_timeout():
     with pytest.raises(TimeoutError):
         receiver.recv(timeout_s=0.05)
     x = np.ones((1, 16), np.float32)
-    # 1 worker + 1 waiting (max_inflight 2) + 1 finished result waiting: the 4th has no room.
-    for i in range(3):
+    # max_inflight inside (1 instance + 3) + 1 waiting at the door + 1 finished result waiting
+    # for recv: nothing is received, so the next submit has no room.
+    room = submitter.runner.max_inflight + 1 + 1
+    assert room == 6
+    for i in range(room):
         submitter.submit(x, context=i)
     with pytest.raises(OverloadedError):
-        submitter.submit(x, context=3, timeout_s=0.2)
-    got = {receiver.recv(timeout_s=5)[0] for _ in range(3)}
-    assert got == {0, 1, 2}
+        submitter.submit(x, context=room, timeout_s=0.2)
+    got = {receiver.recv(timeout_s=5)[0] for _ in range(room)}
+    assert got == set(range(room))
     with pytest.raises(InvalidInputError, match="input_queue_size"):
         nnperf.create_queue(matmul_model(), input_queue_size=0)
     receiver.close()

@@ -1,16 +1,18 @@
 """``AsyncRunner``: ``await runner.run(inputs)`` from asyncio, on the Runner's worker threads.
 
-The event loop never blocks: a coroutine first waits (asynchronously) for one of the
-``max_inflight`` slots, then hands the query to the worker threads (``Runner.submit_call``: no
-``concurrent.futures.Future``). A worker appends each finished query to a completion list and
-wakes the loop with one ``call_soon_threadsafe`` per *group* of completions (only when no wake-up
-is already pending), and the loop completes the asyncio futures of the whole group at once. The slot goes back when the query leaves the runtime, not when the
-awaiting coroutine gives up, so a cancelled ``await`` can neither leak a slot nor let more than
-``max_inflight`` queries inside.
+The event loop never blocks. On a :class:`~nnperf.runtime.runner.Runner` a coroutine validates
+its feed and offers the query (``Runner.offer``): it enters the runtime at once when one of the
+``max_inflight`` slots is free, else it waits at the door in arrival order and the worker that
+frees the next slot lets it in, so no slot waits for the loop to wake up. A worker appends each
+finished query to a completion list and wakes the loop with one ``call_soon_threadsafe`` per
+*group* of completions (only when no wake-up is already pending); the loop completes the asyncio
+futures of the whole group at once. A cancelled ``await`` returns at once: a query that has not
+started is dropped when a worker reaches it, one already running finishes in the background.
 
-Any backend with ``submit(inputs, *, timeout_s) -> Future``, ``max_inflight``, ``inputs``,
-``outputs`` and ``close()`` can sit underneath: a :class:`~nnperf.runtime.runner.Runner`
-(default) or a :class:`~nnperf.runtime.batching.DynamicBatcher` (merge batching).
+Other backends (a :class:`~nnperf.runtime.batching.DynamicBatcher`, anything with ``submit(inputs,
+*, timeout_s) -> Future``) are bounded on the loop: a coroutine takes one of ``max_inflight``
+slots first, and the slot returns when the query leaves the backend, not when the awaiting
+coroutine gives up, so cancellation can neither leak a slot nor let more queries inside.
 """
 
 from __future__ import annotations
@@ -66,6 +68,37 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *
         loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:  # the loop is closed: nobody is left to wait for the slot
         pass
+
+
+class _Limiter:
+    """``asyncio.Semaphore`` for one loop without a coroutine per acquire.
+
+    ``take`` returns ``None`` when a slot was free (the common case: no allocation, no
+    suspension) or a future to await, resolved in arrival order as slots come back.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def take(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return None
+        waiter: asyncio.Future[None] = loop.create_future()
+        self.waiters.append(waiter)
+        return waiter
+
+    def give(self, n: int = 1) -> None:
+        self.free += n
+        waiters = self.waiters
+        while self.free > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # a cancelled waiter gave up its place
+                self.free -= 1
+                waiter.set_result(None)
 
 
 class AsyncRunner:
@@ -140,18 +173,18 @@ class AsyncRunner:
                     raise
         self.backend: Backend = backend
         self._max_inflight = backend.max_inflight
+        # A Runner admits queries itself (``offer``): no loop-side bound, no slot round trip.
+        self._offer: Callable[..., None] | None = getattr(backend, "offer", None)
         # Backends that complete asyncio futures themselves (DynamicBatcher) batch their wake-ups.
         self._submit_async: Callable[..., asyncio.Future[list[np.ndarray]]] | None = getattr(
             backend, "submit_async", None
         )
-        # Backends that take a completion callback (Runner) skip the concurrent future.
-        self._submit_call: Callable[..., None] | None = getattr(backend, "submit_call", None)
         self._completed: deque[
             tuple[asyncio.Future[list[np.ndarray]], list[np.ndarray] | None, BaseException | None]
         ] = deque()
         self._wake_pending = False
-        # Created lazily on the running loop (asyncio primitives bind to a loop on first use).
-        self._slots: asyncio.Semaphore | None = None
+        # Bound on the loop for backends without ``offer``; remade for each new loop.
+        self._limiter = _Limiter(self._max_inflight)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inside = 0
         self._closed = False
@@ -163,7 +196,7 @@ class AsyncRunner:
 
     @property
     def inflight(self) -> int:
-        """Queries inside the runtime now (slots taken)."""
+        """Queries handed in and not finished yet (inside the runtime or waiting to enter it)."""
         return self._inside
 
     @property
@@ -177,17 +210,16 @@ class AsyncRunner:
         return self.backend.outputs
 
     def _release(self) -> None:
-        # On the loop thread, once the query has left the runtime.
+        # On the loop thread, once the query has left a loop-bounded backend.
         self._inside -= 1
-        assert self._slots is not None
-        self._slots.release()
+        self._limiter.give()
 
     async def run(self, inputs: Inputs) -> list[np.ndarray]:
         """Run one query and return its outputs in model order, without blocking the loop.
 
-        Cancelling the ``await`` returns at once; on a Runner the query still finishes in the
-        background (its slot returns when it does), in merge batching a query not yet in a batch
-        is dropped.
+        Cancelling the ``await`` returns at once. On a Runner a query that has not started is
+        dropped and one already running finishes in the background; in merge batching a query
+        not yet in a batch is dropped.
 
         Raises:
             InvalidInputError: a bad feed (raised before anything is queued), or closed.
@@ -196,15 +228,30 @@ class AsyncRunner:
         if self._closed:
             raise InvalidInputError("AsyncRunner is closed; create a new one")
         loop = asyncio.get_running_loop()
-        slots = self._slots
-        if slots is None or self._loop is not loop:
+        if self._loop is not loop:
             if self._inside:
                 raise InvalidInputError(
                     "AsyncRunner is in use on another event loop; use one AsyncRunner per loop"
                 )
-            slots = self._slots = asyncio.Semaphore(self._max_inflight)
             self._loop = loop
-        await slots.acquire()
+            self._limiter = _Limiter(self._max_inflight)
+        offer = self._offer
+        if offer is not None:
+            afuture: asyncio.Future[list[np.ndarray]] = loop.create_future()
+            # Never blocks: with every slot taken the query waits outside the runtime and a
+            # worker lets it in. A cancelled await cancels only ``afuture``; the runner then
+            # skips the query if it has not started (``dropped``) and _drain settles the count.
+            offer(inputs, functools.partial(self._on_done, afuture), dropped=afuture.done)
+            self._inside += 1
+            return await afuture
+        waiter = self._limiter.take(loop)
+        if waiter is not None:
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if not waiter.cancelled():  # the slot was handed over just before the cancel
+                    self._limiter.give()
+                raise
         self._inside += 1
         submit_async = self._submit_async
         if submit_async is not None:
@@ -216,30 +263,19 @@ class AsyncRunner:
             # Cancelling this await cancels ``direct``; the backend still calls on_exit once
             # the query has left it, so the slot comes back then.
             return await direct
-        afuture: asyncio.Future[list[np.ndarray]] = loop.create_future()
-        submit_call = self._submit_call
-        if submit_call is not None:
-            try:
-                # A slot is held, so the runner has room: this never blocks the loop.
-                submit_call(inputs, functools.partial(self._on_done, afuture), timeout_s=0)
-            except BaseException:
-                self._release()
-                raise
-            # A cancelled await cancels only ``afuture``: the query finishes in the background
-            # and its slot returns when it leaves the runtime (see _drain).
-            return await afuture
         try:
             # A slot is held, so the backend has room: submit never blocks the loop.
             future = self.backend.submit(inputs, timeout_s=0)
         except BaseException:
             self._release()
             raise
+        afut: asyncio.Future[list[np.ndarray]] = loop.create_future()
         # The worker wakes the loop once (call_soon_threadsafe) and the slot comes back then.
-        # A cancelled await cancels only ``afuture``: the query itself is not cancelled (the
+        # A cancelled await cancels only ``afut``: the query itself is not cancelled (the
         # runtime cannot tell when a cancelled, queued query leaves it), it finishes in the
         # background and its slot returns when it does.
-        future.add_done_callback(lambda f: _call_soon(loop, self._complete, f, afuture))
-        return await afuture
+        future.add_done_callback(lambda f: _call_soon(loop, self._complete, f, afut))
+        return await afut
 
     def _on_done(
         self,
@@ -261,7 +297,7 @@ class AsyncRunner:
                 self._wake_pending = False
 
     def _drain(self) -> None:
-        # On the loop thread: complete every finished query, then give their slots back.
+        # On the loop thread: complete every finished query.
         self._wake_pending = False
         completed = self._completed
         pop = completed.popleft
@@ -277,13 +313,7 @@ class AsyncRunner:
                 afuture.cancel()
             else:
                 afuture.set_exception(error)
-        if n:
-            self._inside -= n
-            slots = self._slots
-            assert slots is not None
-            release = slots.release
-            for _ in range(n):
-                release()
+        self._inside -= n
 
     def _complete(
         self, future: Future[list[np.ndarray]], afuture: asyncio.Future[list[np.ndarray]]

@@ -7,9 +7,14 @@ Completion order may differ from submission order.
 
 Bounds (back-pressure instead of unbounded memory):
 
-* ``input_queue_size`` queries may wait for a worker; when that many already wait, ``submit``
-  blocks (or raises :class:`~nnperf.errors.OverloadedError` after ``timeout_s``). It sets the
-  runner's ``max_inflight`` to ``workers + input_queue_size``.
+* At most the runner's ``max_inflight`` queries are inside the runtime (default instances + 3,
+  or ``$NNPERF_MAX_INFLIGHT``); the next ones wait in the input queue, outside it, and the worker
+  that frees a slot lets the oldest in (no round trip through the submitting thread).
+* ``input_queue_size`` queries may wait in the input queue (default 100, as in FuriosaAI's
+  queue example); when it is full, ``submit`` blocks (or raises
+  :class:`~nnperf.errors.OverloadedError` after ``timeout_s``). Inputs are not copied, so a deep
+  queue holds references, not memory. Small models need the depth: a submitting thread that
+  wakes for every free slot costs more than their queries (see ``benchmarks/concurrency.py``).
 * ``output_queue_size`` finished results may wait for ``recv``; ``None`` (the default) lets them
   pile up, so a caller may submit everything first and receive afterwards.
 """
@@ -26,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from nnperf.device import parse_device
 from nnperf.errors import InvalidInputError, NnperfError, OverloadedError
 from nnperf.model import ModelSource
 from nnperf.runtime.feeds import Inputs
@@ -37,6 +41,9 @@ from nnperf.types import RunConfig, TensorDesc
 __all__ = ["QueryFailedError", "QueueClosedError", "Receiver", "Submitter", "create_queue"]
 
 _MAX_QUEUE_SIZE = 2**31 - 1
+
+DEFAULT_INPUT_QUEUE_SIZE = 100
+"""Queries that may wait outside the runtime before ``submit`` blocks (FuriosaAI's example value)."""
 
 
 class QueueClosedError(NnperfError, EOFError):
@@ -69,14 +76,22 @@ _END = object()
 class _Stream:
     """State shared by a Submitter and its Receiver."""
 
-    def __init__(self, runner: Runner, output_queue_size: int | None) -> None:
+    def __init__(
+        self, runner: Runner, input_queue_size: int, output_queue_size: int | None
+    ) -> None:
         self.runner = runner
+        self.input_queue_size = input_queue_size
         self.results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        # Results not yet received are bounded by the in-flight slots plus the output queue.
+        # Runners take queries past their in-flight bound (``offer``) and admit them as slots
+        # free; ``room`` then bounds those inside plus those waiting. Other backends (batcher,
+        # pipeline) bound their own submit.
+        self.offer: Callable[..., None] | None = getattr(runner, "offer", None)
+        capacity = runner.max_inflight + input_queue_size
+        self.room = Slots(capacity) if self.offer is not None else None
+        # Results not yet received are bounded by the queries inside, those waiting, and the
+        # output queue.
         self.outstanding = (
-            Slots(runner.max_inflight + output_queue_size)
-            if output_queue_size is not None
-            else None
+            Slots(capacity + output_queue_size) if output_queue_size is not None else None
         )
         self.lock = threading.Lock()
         self.pending = 0  # submitted, result not yet in ``results``
@@ -89,6 +104,8 @@ class _Stream:
         self, context: Any, outputs: list[np.ndarray] | None, error: BaseException | None
     ) -> None:
         # Runs on the worker thread that finished the query (no Future: one tuple per result).
+        if self.room is not None:
+            self.room.release()
         if not self.recv_closed:
             self.results.put((context, outputs, error))
         elif self.outstanding is not None:
@@ -162,25 +179,33 @@ class Submitter:
                 f"output queue full: results waiting for recv() did not drain within {timeout_s} s; "
                 "receive results, or raise output_queue_size"
             )
+        room = s.room
+        if room is not None:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not room.acquire(timeout=remaining):
+                if outstanding is not None:
+                    outstanding.release()
+                raise OverloadedError(
+                    f"input queue full: {s.input_queue_size} queries waiting and none entered the "
+                    f"runtime within {timeout_s} s; retry later, or raise input_queue_size"
+                )
         with s.lock:
             s.pending += 1
         try:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             on_done = s.on_done
-            submit_call = getattr(s.runner, "submit_call", None)
-            if submit_call is not None:
-                submit_call(
-                    inputs,
-                    lambda outputs, error: on_done(context, outputs, error),
-                    timeout_s=remaining,
-                )
+            if s.offer is not None:
+                # Never blocks: room is held, so the query enters or waits at the door.
+                s.offer(inputs, lambda outputs, error: on_done(context, outputs, error))
             else:  # DynamicBatcher, Pipeline: backends that hand out futures
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 future = s.runner.submit(inputs, timeout_s=remaining)
                 future.add_done_callback(lambda f: _future_done(on_done, context, f))
         except BaseException as exc:
             with s.lock:
                 s.pending -= 1
                 end = s.submit_closed and s.pending == 0
+            if room is not None:
+                room.release()
             if outstanding is not None:
                 outstanding.release()
             if end:
@@ -331,8 +356,8 @@ def create_queue(
         workers: worker threads (default: one per instance).
         batch_size: fix the model's free batch dimension.
         config: a :class:`RunConfig` or a JSON config path.
-        input_queue_size: queries that may wait for a worker before ``submit`` blocks; default:
-            the runner's ``max_inflight`` less its workers (3, or from ``$NNPERF_MAX_INFLIGHT``).
+        input_queue_size: queries that may wait outside the runtime, once ``max_inflight`` are
+            inside, before ``submit`` blocks (default 100).
         output_queue_size: finished results that may wait for ``recv`` before ``submit`` blocks;
             ``None`` (default): no bound.
 
@@ -346,16 +371,13 @@ def create_queue(
     _check_size("input_queue_size", input_queue_size)
     _check_size("output_queue_size", output_queue_size)
     cfg = resolve_config(config, device=device, batch_size=batch_size, workers=workers)
-    if input_queue_size is not None:
-        n_workers = cfg.workers or len(parse_device(cfg.device).instances)
-        cfg = cfg.replace(max_inflight=n_workers + input_queue_size)
     session = Session(model, config=cfg)
     try:
         runner = Runner(session, workers=cfg.workers)
     except BaseException:
         session.close()
         raise
-    stream = _Stream(runner, output_queue_size)
+    stream = _Stream(runner, input_queue_size or DEFAULT_INPUT_QUEUE_SIZE, output_queue_size)
     return Submitter(stream), Receiver(stream)
 
 
@@ -372,14 +394,19 @@ def _future_done(
 
 
 def queue_over(
-    runner: Runner, *, output_queue_size: int | None = None
+    runner: Runner,
+    *,
+    input_queue_size: int | None = None,
+    output_queue_size: int | None = None,
 ) -> tuple[Submitter, Receiver]:
     """The two ends of a query queue over an existing runner-like backend.
 
     ``runner`` may be a :class:`Runner`, a ``DynamicBatcher`` or a ``Pipeline`` (anything with
     ``submit``, ``max_inflight``, ``inputs``, ``outputs`` and ``close(cancel_pending=)``); the
     receiver closes it when the stream ends or is closed. ``nnperf bench --api queue`` uses this.
+    ``input_queue_size`` (default 100) applies to a Runner; the others bound their own submit.
     """
+    _check_size("input_queue_size", input_queue_size)
     _check_size("output_queue_size", output_queue_size)
-    stream = _Stream(runner, output_queue_size)
+    stream = _Stream(runner, input_queue_size or DEFAULT_INPUT_QUEUE_SIZE, output_queue_size)
     return Submitter(stream), Receiver(stream)

@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from types import TracebackType
@@ -89,6 +90,28 @@ class Slots:
         """Return a slot (only ever after a successful :meth:`acquire`)."""
         self._tokens.put(None)
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (no exception raised and caught when none is)."""
+        if not self._tokens.qsize():
+            return False
+        try:
+            self._tokens.get_nowait()
+        except queue.Empty:  # taken by another thread since the look
+            return False
+        return True
+
+    def free(self) -> int:
+        """Free slots now."""
+        return self._tokens.qsize()
+
+    def trim(self) -> None:
+        """Drop tokens beyond ``limit`` (returned by queries let in without one)."""
+        while self._tokens.qsize() > self.limit:
+            try:
+                self._tokens.get_nowait()
+            except queue.Empty:
+                return
+
     @property
     def _value(self) -> int:
         """Free slots now (the name ``threading.Semaphore`` uses, for checks in tests)."""
@@ -96,7 +119,7 @@ class Slots:
 
 
 class _Job:
-    __slots__ = ("done", "feeds", "future", "names", "queued_ns", "submit_ns")
+    __slots__ = ("done", "dropped", "feeds", "future", "names", "queued_ns", "submit_ns")
 
     def __init__(
         self,
@@ -106,6 +129,7 @@ class _Job:
         names: list[str] | None,
         queued_ns: int = 0,
         done: Done | None = None,
+        dropped: Callable[[], bool] | None = None,
     ) -> None:
         self.feeds = feeds
         self.future = future
@@ -113,6 +137,7 @@ class _Job:
         self.names = names
         self.queued_ns = queued_ns
         self.done = done
+        self.dropped = dropped
 
 
 _STOP = None
@@ -164,6 +189,9 @@ class Runner:
         self._slots = Slots(self.max_inflight)
         self._output_set = frozenset(o.name for o in session.outputs)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # Queries offered (``offer``) while every slot was taken: they wait here, outside the
+        # runtime, in arrival order, and the worker that frees a slot admits the next one.
+        self._parked: deque[_Job] = deque()
         self._closed = False
         self._close_lock = threading.Lock()
         self._threads = [
@@ -187,6 +215,11 @@ class Runner:
     def outputs(self) -> tuple[TensorDesc, ...]:
         """Model outputs."""
         return self.session.outputs
+
+    @property
+    def free_slots(self) -> int:
+        """In-flight slots free now (a snapshot: other threads may take or return one at once)."""
+        return self._slots.free()
 
     @property
     def config(self) -> RunConfig:
@@ -237,15 +270,72 @@ class Runner:
         """
         self._enqueue(inputs, outputs, timeout_s, None, done)
 
-    def _enqueue(
+    def offer(
         self,
         inputs: Inputs,
-        outputs: list[str] | None,
-        timeout_s: float | None,
-        future: Future[list[np.ndarray]] | None,
-        done: Done | None,
+        done: Done,
+        *,
+        outputs: list[str] | None = None,
+        dropped: Callable[[], bool] | None = None,
     ) -> None:
+        """Queue one query without ever blocking (the asyncio path).
+
+        With a free in-flight slot the query goes straight in, as :meth:`submit_call`. When
+        ``max_inflight`` queries are already inside, it waits in a FIFO *outside* the runtime,
+        and the worker that frees the next slot admits it. Admission needs no round trip through
+        the caller's thread: an event loop wakes up in hundreds of microseconds under load, longer
+        than a small model's query, so workers waiting for the loop to hand them the next query
+        sit idle. The caller bounds how many queries it offers (an ``await`` holds each one).
+
+        Args:
+            inputs: as :meth:`submit` (validated here: a bad feed raises and nothing is queued).
+            done: completion callback, as :meth:`submit_call`.
+            outputs: names of the outputs to return (default: all, in model order).
+            dropped: asked on the worker just before the query would run; ``True`` (the caller
+                gave up, e.g. its asyncio future was cancelled) skips the run and calls
+                ``done(None, CancelledError())``.
+
+        Raises:
+            InvalidInputError: a bad feed or output name, or the runner is closed.
+        """
         submit_ns = time.perf_counter_ns()
+        feeds = self._check(inputs, outputs)
+        job = _Job(feeds, None, submit_ns, outputs, submit_ns if hooks._OBSERVERS else 0, done)
+        job.dropped = dropped
+        parked = self._parked
+        with self._close_lock:
+            if self._closed:
+                raise InvalidInputError("runner is closed; create a new one with create_runner()")
+            if not parked and self._slots.try_acquire():
+                self._queue.put(job)
+                return
+            parked.append(job)
+        # A worker may have freed a slot between the failed acquire and the append; it looks at
+        # ``_parked`` only after releasing, so one of the two always admits the job.
+        if self._slots.free():
+            self._admit()
+
+    def _admit(self) -> None:
+        """Move parked queries into the runtime while slots are free.
+
+        Lock-free (``deque`` appends and pops are atomic): whoever changes one side (a query
+        parked, a slot freed) looks at the other side afterwards, so a parked query never waits
+        while a slot is free.
+        """
+        parked = self._parked
+        slots = self._slots
+        put = self._queue.put
+        while parked:
+            if not slots.try_acquire():
+                return  # the next slot freed admits the next query
+            try:
+                job = parked.popleft()
+            except IndexError:  # another thread admitted it first
+                slots.release()
+                continue  # and look again: a query may have been parked meanwhile
+            put(job)
+
+    def _check(self, inputs: Inputs, outputs: list[str] | None) -> dict[str, np.ndarray]:
         if self._closed:
             raise InvalidInputError("runner is closed; create a new one with create_runner()")
         feeds = self.session.validator.normalise(inputs)
@@ -255,6 +345,18 @@ class Runner:
                 raise InvalidInputError(
                     f"unknown output(s) {bad}; expected names among {[o.name for o in self.outputs]}"
                 )
+        return feeds
+
+    def _enqueue(
+        self,
+        inputs: Inputs,
+        outputs: list[str] | None,
+        timeout_s: float | None,
+        future: Future[list[np.ndarray]] | None,
+        done: Done | None,
+    ) -> None:
+        submit_ns = time.perf_counter_ns()
+        feeds = self._check(inputs, outputs)
         if not self._slots.acquire(True, timeout_s):
             raise OverloadedError(
                 f"{self.max_inflight} queries already in flight and none finished within "
@@ -275,10 +377,16 @@ class Runner:
         """
         return self.submit(inputs).result(timeout=timeout_s)
 
+    def _release(self) -> None:
+        """Give a slot back, admitting a parked query with it if one waits."""
+        self._slots.release()
+        if self._parked:
+            self._admit()
+
     def _work(self, index: int) -> None:
         inst = self.session.bind_thread(index)
         get = self._queue.get
-        release = self._slots.release
+        release = self._release
         while True:
             job = get()
             if job is None:
@@ -286,6 +394,10 @@ class Runner:
             fut = job.future
             if fut is not None and not fut.set_running_or_notify_cancel():
                 release()
+                continue
+            if job.dropped is not None and job.dropped():
+                release()
+                _call(job.done, None, CancelledError())
                 continue
             observers = hooks._OBSERVERS
             start = time.perf_counter_ns() if observers else 0
@@ -338,7 +450,19 @@ class Runner:
             if self._closed:
                 return
             self._closed = True
-            if cancel_pending:
+            parked = []
+            while True:  # workers may admit some concurrently: pop one at a time
+                try:
+                    parked.append(self._parked.popleft())
+                except IndexError:
+                    break
+            if not cancel_pending:
+                # Offered queries still run: they enter past the in-flight bound, once.
+                for waiting in parked:
+                    self._queue.put(waiting)
+            else:
+                for waiting in parked:
+                    _call(waiting.done, None, CancelledError())
                 while True:
                     try:
                         job = self._queue.get_nowait()
@@ -356,6 +480,7 @@ class Runner:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join()
+        self._slots.trim()  # offered queries let in at close returned slots they never took
         if self._close_session:
             self.session.close()
 
