@@ -6,6 +6,16 @@ Run:  .venv/bin/python benchmarks/concurrency.py [--quick] [--repeats N] [--json
 Every configuration runs in this one process, interleaved, ``--repeats`` times; the table shows
 medians and ratios. Targets (issue 3): queue/async >= 0.97 x the best hand-written loop; merge
 batching on zoo:mnist with 64 concurrent single-sample clients >= 3 x unbatched.
+
+Two reference points make the ratios readable:
+
+* the *Python floor* (``floor q`` / ``floor a``): the least any Python queue or asyncio bridge
+  can cost, a few lines of SimpleQueue and ``call_soon_threadsafe`` over the same two sessions
+  with no validation, bounds or bookkeeping. A query API cannot beat it, so ``q/floor`` and
+  ``a/floor`` say how much of the gap to the loop is nnperf's own.
+* the *engine's batching gain*: rows/s of the hand loop at the batch cap over rows/s at batch 1
+  (two sessions). Merge batching saves per-call costs; it cannot make a row cheaper than the
+  engine does.
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ import asyncio
 import json
 import os
 import platform
+import queue
 import statistics
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -172,6 +184,125 @@ def clients_async(
     return asyncio.run(main())
 
 
+def _sessions(data: bytes, n: int) -> list[ort.InferenceSession]:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    return [ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]) for _ in range(n)]
+
+
+def floor_queue(data: bytes, feeds: list[dict[str, np.ndarray]]) -> float:
+    """The Python floor of a queue API: producer thread -> SimpleQueue -> 2 workers -> SimpleQueue."""
+    sess = _sessions(data, 2)
+    inq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    outq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def work(s: ort.InferenceSession) -> None:
+        while (job := inq.get()) is not None:
+            outq.put((job[1], s.run(None, job[0])))
+
+    workers = [threading.Thread(target=work, args=(s,)) for s in sess]
+    for t in workers:
+        t.start()
+    inq.put((feeds[0], -1))
+    inq.put((feeds[0], -1))
+    outq.get()
+    outq.get()
+    t0 = time.perf_counter()
+    producer = threading.Thread(target=lambda: [inq.put((f, i)) for i, f in enumerate(feeds)])
+    producer.start()
+    for _ in feeds:
+        outq.get()
+    qps = len(feeds) / (time.perf_counter() - t0)
+    producer.join()
+    for _ in workers:
+        inq.put(None)
+    for t in workers:
+        t.join()
+    return qps
+
+
+def floor_async(data: bytes, feeds: list[dict[str, np.ndarray]], clients: int = 0) -> float:
+    """The Python floor of an asyncio API: futures completed in groups by two worker threads.
+
+    ``clients=0`` gathers one coroutine per query (as ``nnperf_async``); otherwise ``clients``
+    coroutines send their share back to back (as ``clients_async``).
+    """
+    sess = _sessions(data, 2)
+    inq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    done: deque[tuple[asyncio.Future[Any], Any]] = deque()
+    state = {"wake": False}
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    def drain() -> None:
+        state["wake"] = False
+        while done:
+            fut, out = done.popleft()
+            fut.set_result(out)
+
+    def work(s: ort.InferenceSession) -> None:
+        while (job := inq.get()) is not None:
+            done.append((job[1], s.run(None, job[0])))
+            if not state["wake"]:
+                state["wake"] = True
+                holder["loop"].call_soon_threadsafe(drain)
+
+    workers = [threading.Thread(target=work, args=(s,)) for s in sess]
+
+    async def main() -> float:
+        loop = holder["loop"] = asyncio.get_running_loop()
+        for t in workers:
+            t.start()
+
+        async def one(f: dict[str, np.ndarray]) -> Any:
+            fut = loop.create_future()
+            inq.put((f, fut))
+            return await fut
+
+        async def client(part: list[dict[str, np.ndarray]]) -> None:
+            for f in part:
+                await one(f)
+
+        await one(feeds[0])
+        t0 = time.perf_counter()
+        if clients:
+            await asyncio.gather(*(client(feeds[i::clients]) for i in range(clients)))
+        else:
+            await asyncio.gather(*(one(f) for f in feeds))
+        return len(feeds) / (time.perf_counter() - t0)
+
+    qps = asyncio.run(main())
+    for _ in workers:
+        inq.put(None)
+    for t in workers:
+        t.join()
+    return qps
+
+
+def batched_rows_per_s(data: bytes, rows: int, seconds: float = 0.3) -> float:
+    """Rows/s of two 1-thread sessions, one Python thread each, at a fixed batch size."""
+    sess = _sessions(data, 2)
+    name = sess[0].get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal((rows, 1, 28, 28)).astype(np.float32)
+    for s in sess:
+        s.run(None, {name: x})
+    counts = [0, 0]
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < stop:
+            sess[i].run(None, {name: x})
+            counts[i] += rows
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
 def pipeline_qps(data: bytes, feeds: list[dict[str, np.ndarray]], stages: int) -> float:
     with create_pipeline(data, stages=stages, device=f"cpu(1)*{stages}") as pipe:
         pipe.run(feeds[0])
@@ -202,58 +333,80 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     print(f"repeats {repeats}; medians of queries/s; ratios against the best hand-written loop\n")
     report: dict[str, Any] = {"machine": machine(), "repeats": repeats, "models": {}}
-    header = f"{'model':<12} {'queries':>7} {'loop 2x1':>9} {'loop 1x2':>9} {'sync':>9} {'queue':>9} {'async':>9} {'q/best':>7} {'a/best':>7} {'s/best':>7}"
-    print(header)
+    cols = ["loop 2x1", "loop 1x2", "sync", "queue", "async", "floor q", "floor a"]
+    ratios = ["s/best", "q/best", "a/best", "q/floor", "a/floor"]
+    print(
+        f"{'model':<12} {'queries':>7} "
+        + " ".join(f"{c:>9}" for c in cols)
+        + " "
+        + " ".join(f"{r:>7}" for r in ratios)
+    )
     for name in models:
         data = model_bytes(name)
         feeds = feeds_for(name, queries.get(name, 200))
         res: dict[str, list[float]] = {}
         for _ in range(repeats):
-            res.setdefault("loop_2x1", []).append(hand_loop(data, feeds, 2, 1))
-            res.setdefault("loop_1x2", []).append(hand_loop(data, feeds, 1, 2))
+            res.setdefault("loop 2x1", []).append(hand_loop(data, feeds, 2, 1))
+            res.setdefault("loop 1x2", []).append(hand_loop(data, feeds, 1, 2))
             res.setdefault("sync", []).append(nnperf_sync(data, feeds))
             res.setdefault("queue", []).append(nnperf_queue(data, feeds))
             res.setdefault("async", []).append(nnperf_async(data, feeds))
+            res.setdefault("floor q", []).append(floor_queue(data, feeds))
+            res.setdefault("floor a", []).append(floor_async(data, feeds))
         med = {k: statistics.median(v) for k, v in res.items()}
-        best = max(med["loop_2x1"], med["loop_1x2"])
+        best = max(med["loop 2x1"], med["loop 1x2"])
         row = {
             **med,
-            "queue_ratio": med["queue"] / best,
-            "async_ratio": med["async"] / best,
-            "sync_ratio": med["sync"] / best,
+            "s/best": med["sync"] / best,
+            "q/best": med["queue"] / best,
+            "a/best": med["async"] / best,
+            "q/floor": med["queue"] / med["floor q"],
+            "a/floor": med["async"] / med["floor a"],
         }
         report["models"][name] = row
         print(
-            f"{name:<12} {len(feeds):>7} {med['loop_2x1']:>9.1f} {med['loop_1x2']:>9.1f} {med['sync']:>9.1f} "
-            f"{med['queue']:>9.1f} {med['async']:>9.1f} {row['queue_ratio']:>7.3f} {row['async_ratio']:>7.3f} {row['sync_ratio']:>7.3f}"
+            f"{name:<12} {len(feeds):>7} "
+            + " ".join(f"{med[c]:>9.1f}" for c in cols)
+            + " "
+            + " ".join(f"{row[r]:>7.3f}" for r in ratios)
         )
 
-    # merge batching: 64 single-sample clients on mnist, over a few batch-size caps (mnist costs
-    # about as much per row at batch 64 as at batch 1 on this CPU, so the cap matters)
+    # merge batching: 64 single-sample asyncio clients on mnist, over a few batch-size caps,
+    # against the same clients unbatched and against the engine's own gain from batching
     n = 2000 if args.quick else 12800
     feeds = feeds_for("mnist", n)
     data = model_bytes("mnist")
-    caps = (16, 32, 64)
+    caps = (8, 16, 32, 64)
     res = {}
     means: dict[int, list[float]] = {c: [] for c in caps}
     for _ in range(repeats):
         res.setdefault("unbatched", []).append(clients_async(data, feeds, 64)[0])
+        res.setdefault("floor_unbatched", []).append(floor_async(data, feeds, 64))
+        res.setdefault("engine_1", []).append(batched_rows_per_s(data, 1))
         for cap in caps:
             qps, mean = clients_async(data, feeds, 64, max_batch_size=cap, max_delay_ms=2.0)
             res.setdefault(f"batched_{cap}", []).append(qps)
+            res.setdefault(f"engine_{cap}", []).append(batched_rows_per_s(data, cap))
             means[cap].append(mean)
     med = {k: statistics.median(v) for k, v in res.items()}
     report["merge"] = {**med, "queries": n}
     print(
-        f"\nmerge batching, zoo:mnist, 64 asyncio clients x batch 1, {n} queries: "
-        f"unbatched {med['unbatched']:.0f}/s"
+        f"\nmerge batching, zoo:mnist, 64 asyncio clients x batch 1, {n} queries: unbatched "
+        f"{med['unbatched']:.0f}/s (Python floor {med['floor_unbatched']:.0f}/s); engine alone at "
+        f"batch 1: {med['engine_1']:.0f} rows/s"
     )
     for cap in caps:
         ratio = med[f"batched_{cap}"] / med["unbatched"]
+        gain = med[f"engine_{cap}"] / med["engine_1"]
+        ceiling = med[f"engine_{cap}"] / med["unbatched"]
         report["merge"][f"ratio_{cap}"] = ratio
+        report["merge"][f"engine_gain_{cap}"] = gain
+        report["merge"][f"ceiling_{cap}"] = ceiling
         print(
             f"  max batch {cap:>3}, 2 ms: {med[f'batched_{cap}']:.0f}/s, ratio {ratio:.2f} "
-            f"(mean batch {statistics.median(means[cap]):.1f})"
+            f"(mean batch {statistics.median(means[cap]):.1f}); engine alone at batch {cap}: "
+            f"{med[f'engine_{cap}']:.0f} rows/s ({gain:.2f}x batch 1), so no batcher can pass "
+            f"{ceiling:.2f}x unbatched here"
         )
 
     # pipeline vs one instance and vs two data-parallel instances
