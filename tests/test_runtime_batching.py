@@ -89,8 +89,9 @@ def test_merge_rejects_bad_queries_alone_and_pads_fixed_batches():
     with DynamicBatcher(runner, max_batch_size=8, max_delay_ms=1.0) as batcher:
         with pytest.raises(InvalidInputError, match="max_batch_size"):
             batcher.submit(np.ones((9, 16), np.float32))
-        with pytest.raises(InvalidInputError):
+        with pytest.raises(InvalidInputError) as err:
             batcher.submit(np.ones((1, 16), np.float64))
+        assert "float32 (batch, 16)" in str(err.value)  # the rows dim reads as the model's
         x = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
         futures = [batcher.submit(x[i : i + 1]) for i in range(3)]
         got = np.concatenate([f.result(timeout=10)[0] for f in futures])

@@ -51,8 +51,11 @@ def _row_validator(inputs: Sequence[TensorDesc]) -> FeedValidator:
                 f"input {d.name!r} is a scalar; batching needs a batch dimension (dim 0) on "
                 "every input"
             )
+    # One symbol for dim 0 of every input, so their row counts must agree; named as the model
+    # names it (error messages show it), else "batch".
+    rows = next((d.shape[0] for d in inputs if isinstance(d.shape[0], str)), "batch")
     return FeedValidator(
-        [TensorDesc(d.name, ("__rows__", *d.shape[1:]), d.dtype, d.layout) for d in inputs]
+        [TensorDesc(d.name, (rows, *d.shape[1:]), d.dtype, d.layout) for d in inputs]
     )
 
 
