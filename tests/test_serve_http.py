@@ -14,9 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from nnperf.errors import InvalidInputError, NotFoundError, OverloadedError
+from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
 from nnperf.serve.dataplane import DataPlane, ModelRepository, ModelSettings, ServedModel
 from nnperf.serve.http import ServerHandle, create_app
-from nnperf.serve.protocol import HEADER_LENGTH, decode_response, encode_request
 from tests.models import identity_model, matmul_model, two_input_model
 
 TOKEN = "s3cret"

@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 
 import nnperf
+from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
 from nnperf.serve.dataplane import DataPlane, ModelSettings
 from nnperf.serve.http import ServerHandle, create_app
-from nnperf.serve.protocol import HEADER_LENGTH, decode_response, encode_request
 from tests.models import deep_matmul_model, matmul_model
 
 ROOT = Path(__file__).resolve().parents[1]

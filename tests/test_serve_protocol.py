@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnperf.errors import InvalidInputError, UnsupportedError
-from nnperf.serve.protocol import (
+from nnperf.protocol import (
     InferenceResponse,
     Tensor,
     datatype_of,

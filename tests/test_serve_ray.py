@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import nnperf
+from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
 from nnperf.serve.dataplane import ModelSettings
-from nnperf.serve.protocol import HEADER_LENGTH, decode_response, encode_request
 from tests.models import matmul_model
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from nnperf.bench.stats import LatencyStats
 from nnperf.errors import InvalidInputError, NnperfError, NotFoundError
-from nnperf.serve.protocol import DATATYPES, HEADER_LENGTH, encode_request
+from nnperf.protocol import DATATYPES, HEADER_LENGTH, encode_request
 from nnperf.types import TensorDesc
 
 __all__ = ["REMOTE_SCHEMA", "RemoteBenchResult", "bench_remote", "run_remote_benchmark"]

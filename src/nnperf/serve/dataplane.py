@@ -38,16 +38,16 @@ from nnperf.errors import (
     NotFoundError,
     OverloadedError,
 )
-from nnperf.runtime import hooks
-from nnperf.runtime.aio import AsyncRunner
-from nnperf.runtime.feeds import Inputs
-from nnperf.serve.metrics import ServeMetrics
-from nnperf.serve.protocol import (
+from nnperf.protocol import (
     InferenceRequest,
     InferenceResponse,
     Tensor,
     datatype_of,
 )
+from nnperf.runtime import hooks
+from nnperf.runtime.aio import AsyncRunner
+from nnperf.runtime.feeds import Inputs
+from nnperf.serve.metrics import ServeMetrics
 from nnperf.types import RunConfig, TensorDesc
 
 __all__ = [

@@ -30,8 +30,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from nnperf.errors import InvalidInputError, MissingDependencyError, NnperfError, OverloadedError
+from nnperf.protocol import HEADER_LENGTH, decode_request, encode_response
 from nnperf.serve.dataplane import DataPlane
-from nnperf.serve.protocol import HEADER_LENGTH, decode_request, encode_response
 
 try:
     from starlette.applications import Starlette

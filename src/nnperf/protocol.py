@@ -1,7 +1,9 @@
 """The Open Inference Protocol (KServe v2) wire format: request/response types and codecs.
 
 Transport-free: these functions turn bytes into :class:`InferenceRequest` and
-:class:`InferenceResponse` into bytes; the HTTP adapter (:mod:`nnperf.serve.http`) only moves them.
+:class:`InferenceResponse` into bytes; the HTTP adapter (:mod:`nnperf.serve.http`) only moves them,
+and the load generator (:mod:`nnperf.bench.remote`) encodes requests with them without loading the
+server.
 
 Two encodings of tensor data are supported, as Triton and ``tritonclient.http`` use them:
 
