@@ -20,6 +20,7 @@ Two encodings of tensor data are supported, as Triton and ``tritonclient.http`` 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,12 +88,19 @@ def dtype_of(datatype: str) -> np.dtype[Any]:
     return np.dtype(name)
 
 
+# numpy dtypes hash fast; ``dtype.name`` is a Python-level property (slow per request).
+_V2_BY_DTYPE: dict[Any, str] = {np.dtype(k): v for k, v in _NUMPY_TO_V2.items()}
+
+
 def datatype_of(dtype: str | np.dtype[Any]) -> str:
     """The v2 datatype name of a numpy dtype (``float32`` -> ``FP32``; strings -> ``BYTES``).
 
     Raises:
         UnsupportedError: a dtype with no v2 name (``bfloat16``, complex).
     """
+    known = _V2_BY_DTYPE.get(dtype)  # the per-request case: one dict lookup
+    if known is not None:
+        return known
     d = np.dtype(dtype)
     if d.kind in ("U", "S", "O"):
         return "BYTES"
@@ -304,7 +312,7 @@ def decode_request(body: bytes, *, header_length: int | None = None) -> Inferenc
             raise InvalidInputError(f"{where} 'datatype': got {datatype!r}, expected e.g. 'FP32'")
         dtype = dtype_of(datatype)
         shape = _shape_of(raw.get("shape"), where)
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)
         params = dict(raw.get("parameters") or {})
         size = params.pop("binary_data_size", None)
         if size is not None:
@@ -329,8 +337,11 @@ def decode_request(body: bytes, *, header_length: int | None = None) -> Inferenc
                         f"{where}: binary_data_size {size} does not match {datatype} "
                         f"{list(shape)} ({expected} bytes); expected shape and size to agree"
                     )
-                # A copy: the body buffer is not ours to keep, and engines want aligned data.
-                arr = np.frombuffer(chunk, dtype=dtype).copy()
+                # A read-only view of the body (kept alive by the array): no copy of what may
+                # be megabytes of image, unless the JSON header left it misaligned for the dtype.
+                arr = np.frombuffer(chunk, dtype=dtype)
+                if arr.ctypes.data % dtype.alignment:
+                    arr = arr.copy()
         else:
             if "data" not in raw:
                 raise InvalidInputError(

@@ -368,13 +368,13 @@ class ServedModel:
         self._inflight += 1
         self.admitted += 1
         if self.metrics is not None:
-            self.metrics.inflight.labels(self.name).inc()
+            self.metrics.enter(self.name)
 
     def _leave(self) -> None:
         self._inflight -= 1
         self.answered += 1
         if self.metrics is not None:
-            self.metrics.inflight.labels(self.name).dec()
+            self.metrics.leave(self.name)
         if self._inflight == 0 and self._idle is not None:
             self._idle.set()
 

@@ -264,7 +264,9 @@ def create_app(
 
     m = "/v2/models/{name}"
     mv = "/v2/models/{name}/versions/{version}"
-    routes = [
+    # Starlette tries routes in order: the inference routes (nearly all traffic) go first.
+    routes = [Route(prefix + "/infer", endpoint(infer), methods=["POST"]) for prefix in (m, mv)]
+    routes += [
         Route("/v2", endpoint(server_metadata), methods=["GET"]),
         Route("/v2/health/live", endpoint(live, public=True), methods=["GET"]),
         Route("/v2/health/ready", endpoint(ready, public=True), methods=["GET"]),
@@ -278,7 +280,6 @@ def create_app(
             Route(prefix, endpoint(model_metadata), methods=["GET"]),
             Route(prefix + "/ready", endpoint(model_ready), methods=["GET"]),
             Route(prefix + "/config", endpoint(model_config), methods=["GET"]),
-            Route(prefix + "/infer", endpoint(infer), methods=["POST"]),
         ]
 
     @contextlib.asynccontextmanager
