@@ -224,3 +224,78 @@ def test_editor_does_not_touch_original() -> None:
     m = small_convnet()
     ModelEditor(m).convert_input_type("input", "uint8")
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def _static_flatten_model(shape_from_constant_node: bool) -> onnx.ModelProto:
+    """A static batch-1 export: Conv -> Reshape to the baked [1, -1] -> MatMul."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.2
+    fc = rng.standard_normal((4 * 8 * 8, 10)).astype(np.float32) * 0.05
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(fc, "fc")]
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1])]
+    target = np.array([1, -1], np.int64)
+    if shape_from_constant_node:
+        nodes.append(
+            helper.make_node(
+                "Constant", [], ["flat_shape"], value=numpy_helper.from_array(target, "v")
+            )
+        )
+    else:
+        inits.append(numpy_helper.from_array(target, "flat_shape"))
+    nodes += [
+        helper.make_node("Reshape", ["c", "flat_shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "fc"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "static_flatten",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("constant_node", [False, True])
+def test_set_batch_size_frees_batch_baked_into_reshape(constant_node: bool) -> None:
+    m = _static_flatten_model(constant_node)
+    x = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    with create(m) as sess:
+        per_row = np.concatenate([sess.run([x[i : i + 1]])[0] for i in range(4)])
+    # Before: the baked [1, -1] makes a batch of 4 a (4, 256) matmul input -> shape error.
+    fixed = ModelEditor(m).set_batch_size(4)
+    targets = [_init_list(fixed, n.input[1]) for n in fixed.graph.node if n.op_type == "Reshape"]
+    assert targets == [[0, -1]]
+    with create(fixed) as sess:
+        got = sess.run([x])[0]
+    np.testing.assert_allclose(got, per_row, rtol=1e-5, atol=1e-5)
+
+
+def test_set_batch_size_leaves_reshapes_that_move_the_batch() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    # [2, 6] -> [3, 4]: the target's dim 0 is not the input's, so it is not the batch: kept.
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["y"])],
+        "moves_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])],
+        initializer=[numpy_helper.from_array(np.array([3, 4], np.int64), "s")],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    editor = ModelEditor(m)
+    assert editor._free_reshape_batches() == 0
+    assert _init_list(editor.model, "s") == [3, 4]
+
+
+def _init_list(model: onnx.ModelProto, name: str) -> list[int]:
+    from onnx import numpy_helper
+
+    for init in model.graph.initializer:
+        if init.name == name:
+            return [int(v) for v in numpy_helper.to_array(init)]
+    raise AssertionError(f"{name} is not an initializer")

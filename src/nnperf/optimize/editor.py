@@ -150,6 +150,39 @@ class ModelEditor:
         del self._graph.node[:]
         self._graph.node.extend([*nodes, *old])
 
+    def _constant_value(self, tensor: str) -> np.ndarray | None:
+        """The value of ``tensor`` when it is an initializer or a ``Constant`` node's output."""
+        value = self._const(tensor)
+        if value is not None:
+            return value
+        node = self._producer(tensor)
+        if node is not None and node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+        return None
+
+    def _free_reshape_batches(self) -> int:
+        """Rewrite baked dim-0 entries of Reshape targets to 0 where safe (see set_batch_size)."""
+        dim0 = _dim0_values(self.model)
+        rewritten = 0
+        for node in self._graph.node:
+            if node.op_type != "Reshape" or len(node.input) < 2:
+                continue
+            if any(a.name == "allowzero" and a.i == 1 for a in node.attribute):
+                continue  # 0 would mean a literal zero-sized dim
+            target = self._constant_value(node.input[1])
+            batch = dim0.get(node.input[0])
+            if target is None or target.ndim != 1 or not len(target) or batch is None:
+                continue
+            if int(target[0]) != batch or batch in (0, -1):
+                continue
+            new = target.astype(np.int64).copy()
+            new[0] = 0
+            node.input[1] = self._init(node.input[1] or "shape", new)  # own copy: may be shared
+            rewritten += 1
+        return rewritten
+
     def _finish(self) -> onnx.ModelProto:
         _prune_unused_initializers(self.model)
         onnx.checker.check_model(self.model)
@@ -427,8 +460,12 @@ class ModelEditor:
         """Fix the leading dimension of every input and output to ``batch_size``, or free it.
 
         ``None`` makes it symbolic (``"batch"``). Intermediate shapes are inferred again.
-        Constants baked into ``Reshape`` nodes are not rewritten: a model that reshapes to a
-        fixed batch stays fixed there (onnxruntime then fails at load, naming the node).
+
+        A static export often bakes the batch into ``Reshape`` targets (``x.view(1, -1)`` becomes
+        the constant ``[1, -1]``). Where a constant target's first entry equals its input's
+        dim 0, it becomes ``0`` ("copy dim 0 from the input"): the same result at the old batch
+        size and batch-agnostic at any other. Reshapes that move the batch to another axis, and
+        shapes computed at run time, are left as they are.
 
         Raises:
             InvalidInputError: ``batch_size`` not a positive int or None.
@@ -439,6 +476,7 @@ class ModelEditor:
             raise InvalidInputError(
                 f"set_batch_size: got {batch_size!r}, expected a positive integer or None"
             )
+        self._free_reshape_batches()
         inits = {i.name for i in self._graph.initializer}
         for vi in [*self._graph.input, *self._graph.output]:
             if vi.name in inits:
@@ -456,6 +494,18 @@ class ModelEditor:
         del self._graph.value_info[:]
         self.model.CopyFrom(onnx.shape_inference.infer_shapes(self.model))
         return self._finish()
+
+
+def _dim0_values(model: onnx.ModelProto) -> dict[str, int]:
+    """Inferred fixed dim 0 of every tensor that has one (inputs, value_info, outputs)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    out: dict[str, int] = {}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value"):
+            out[vi.name] = dims[0].dim_value
+    return out
 
 
 def _tensor_type(array: np.ndarray) -> int:
