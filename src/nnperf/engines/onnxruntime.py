@@ -152,10 +152,29 @@ class OrtEngine:
 
 
 def _batch_overrides(model: ModelBlob, batch_size: int) -> dict[str, int]:
-    """Free-dimension overrides that fix every input's leading symbolic dim to ``batch_size``."""
+    """Free-dimension overrides that fix every input's leading symbolic dim to ``batch_size``.
+
+    Parsed once per model and batch size (``sha256`` names the bytes), not once per instance.
+    """
+    key = (model.sha256, batch_size)
+    found = _OVERRIDES.get(key)
+    if found is None:
+        found = _parse_batch_overrides(model.data, batch_size)
+        with _OVERRIDES_LOCK:
+            _OVERRIDES[key] = found
+            while len(_OVERRIDES) > 64:  # small results; forget the oldest
+                del _OVERRIDES[next(iter(_OVERRIDES))]
+    return dict(found)
+
+
+_OVERRIDES: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
+_OVERRIDES_LOCK = threading.Lock()
+
+
+def _parse_batch_overrides(data: bytes, batch_size: int) -> tuple[tuple[str, int], ...]:
     import onnx
 
-    proto = onnx.ModelProto.FromString(model.data)
+    proto = onnx.ModelProto.FromString(data)
     inits = {i.name for i in proto.graph.initializer}
     names: dict[str, int] = {}
     for vi in proto.graph.input:
@@ -180,7 +199,7 @@ def _batch_overrides(model: ModelBlob, batch_size: int) -> dict[str, int]:
                 "which onnxruntime cannot override; name it (e.g. 'batch') or fix it with "
                 "'nnperf optimize --batch-size'"
             )
-    return names
+    return tuple(names.items())
 
 
 class OrtInstance:
