@@ -16,6 +16,18 @@ from nnperf.runtime import hooks
 from nnperf.runtime.runner import Runner
 
 
+class _Outcomes:
+    """Collects each query's outcome: "ok" or its error's type (a Runner completion callback)."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+        self.lock = threading.Lock()
+
+    def record(self, outputs: object, error: object) -> None:
+        with self.lock:
+            self.seen.append("ok" if error is None else type(error))
+
+
 class _Recorder:
     """Counts engine runs (a RunEvent observer)."""
 
@@ -60,19 +72,14 @@ def test_dropped_queries_never_run_and_get_cancelled_error() -> None:
     hooks.add_observer(rec)
     try:
         x = np.ones((1, 256), np.float32)
-        outcomes: list[object] = []
-        lock = threading.Lock()
-
-        def record(outputs: object, error: object) -> None:
-            with lock:
-                outcomes.append("ok" if error is None else type(error))
-
+        out = _Outcomes()
         n = 40
         for i in range(n):
-            runner.offer(x, record, dropped=(lambda: True) if i % 2 else None)
+            runner.offer(x, out.record, dropped=(lambda: True) if i % 2 else None)
         runner.close()
     finally:
         hooks.remove_observer(rec)
+    outcomes = out.seen
     assert len(outcomes) == n
     assert outcomes.count("ok") == n // 2
     assert outcomes.count(CancelledError) == n // 2
@@ -83,15 +90,10 @@ def test_dropped_queries_never_run_and_get_cancelled_error() -> None:
 def test_close_settles_every_parked_query(cancel_pending: bool) -> None:
     runner = nnperf.create_runner(deep_matmul_model(layers=32), device="cpu(1)")
     x = np.ones((1, 256), np.float32)
-    outcomes: list[object] = []
-    lock = threading.Lock()
-
-    def record(outputs: object, error: object) -> None:
-        with lock:
-            outcomes.append("ok" if error is None else type(error))
-
+    out = _Outcomes()
+    outcomes = out.seen
     for _ in range(100):
-        runner.offer(x, record)
+        runner.offer(x, out.record)
     assert runner._parked  # more than max_inflight were offered
     runner.close(cancel_pending=cancel_pending)
     assert len(outcomes) == 100  # exactly one outcome each
@@ -101,7 +103,7 @@ def test_close_settles_every_parked_query(cancel_pending: bool) -> None:
         assert outcomes == ["ok"] * 100
     assert runner._slots._value == runner.max_inflight
     with pytest.raises(InvalidInputError, match="closed"):
-        runner.offer(x, record)
+        runner.offer(x, out.record)
 
 
 def test_bad_offer_raises_at_call_site() -> None:
