@@ -181,3 +181,17 @@ def test_async_merge_close_settles_queries_waiting_on_the_loop(cancel_pending):
     else:
         assert all(r[0].shape == (1, 8) for r in results)
     assert batcher._room._value == batcher.max_inflight
+
+
+def test_async_merge_forgets_closed_loops():
+    runner = nnperf.create_runner(matmul_model(), device="cpu(1)")
+    batcher = DynamicBatcher(runner, max_batch_size=4, max_delay_ms=0.0)
+    x = np.ones((1, 16), np.float32)
+
+    async def one():  # type: ignore[no-untyped-def]
+        return await batcher.submit_async(x)
+
+    for _ in range(5):  # a new event loop each time
+        assert asyncio.run(one())[0].shape == (1, 8)
+    assert len(batcher._loops) <= 2
+    batcher.close()

@@ -143,3 +143,22 @@ def test_async_cancelled_waiting_queries_never_run() -> None:
     # Only queries already inside the runtime (at most max_inflight = 4) ran past the cancel.
     assert runs <= ok + 4
     assert runs < 30
+
+
+def test_offers_from_many_threads_each_settle_once() -> None:
+    runner = Runner(nnperf.create(matmul_model(), device="cpu(1)*2"), max_inflight=2)
+    out = _Outcomes()
+    x = np.ones((1, 16), np.float32)
+
+    def offer_many() -> None:
+        for _ in range(500):
+            runner.offer(x, out.record)
+
+    threads = [threading.Thread(target=offer_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    runner.close()
+    assert out.seen == ["ok"] * 4000
+    assert runner._slots._value == 2 and not runner._parked

@@ -497,7 +497,7 @@ class DynamicBatcher:
         )
         lq = self._loops.get(loop)
         if lq is None:
-            lq = self._loops.setdefault(loop, _LoopQueue(loop))
+            lq = self._new_loop_queue(loop)
         with self._loop_lock:
             if self._closed:
                 self._room.release()
@@ -506,6 +506,14 @@ class DynamicBatcher:
             lq.rows += rows
         self._pump(lq)
         return afuture
+
+    def _new_loop_queue(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:
+        """The state for a loop seen for the first time; forgets closed loops with nothing left
+        (``asyncio.run`` makes a new loop each time: their entries must not pile up)."""
+        with self._loop_lock:
+            for old in [k for k, v in self._loops.items() if k.is_closed() and not v.inflight]:
+                del self._loops[old]
+            return self._loops.setdefault(loop, _LoopQueue(loop))
 
     def run(self, inputs: Inputs, *, timeout_s: float | None = None) -> list[np.ndarray]:
         """Submit one query and wait for its rows of the outputs."""
