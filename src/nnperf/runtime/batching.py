@@ -504,7 +504,10 @@ class DynamicBatcher:
                 raise InvalidInputError("the batcher is closed; create a new DynamicBatcher")
             lq.pending.append(request)
             lq.rows += rows
-        self._pump(lq)
+            # Not full and the oldest query's timer armed: nothing can go before it fires.
+            idle = lq.rows < self._send_rows and lq.timer is not None
+        if not idle:
+            self._pump(lq)
         return afuture
 
     def _new_loop_queue(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:
