@@ -37,7 +37,12 @@ from nnperf.runtime.runner import Runner
 from nnperf.runtime.session import Session, resolve_config
 from nnperf.types import RunConfig
 
-__all__ = ["BENCH_SCHEMA", "BenchResult", "Scenario", "run_benchmark"]
+__all__ = ["BENCH_SCHEMA", "OFFLINE_ASYNC_CLIENTS", "BenchResult", "Scenario", "run_benchmark"]
+
+OFFLINE_ASYNC_CLIENTS = 64
+"""Coroutines the offline scenario runs through ``api="async"`` by default. Queries past the
+runtime's in-flight limit wait outside it at no cost, and enough waiting coroutines hide the event
+loop's round trip (zoo:mnist on cpu(1)*2: 16 k queries/s with 5 clients, 30 k with 64)."""
 
 BENCH_SCHEMA = "nnperf.bench/1"
 ProgressFn = Callable[[int, int, float, float], None]
@@ -188,7 +193,8 @@ def run_benchmark(
         api: how queries are issued: ``sync`` (default), ``queue`` (Submitter/Receiver) or
             ``async`` (AsyncRunner); see :mod:`nnperf.bench.drivers`.
         concurrency: queries kept outstanding by the offline scenario through a non-sync api,
-            batching or a pipeline (default: the backend's in-flight limit).
+            batching or a pipeline (default: the backend's in-flight limit; with ``api="async"``
+            at least :data:`OFFLINE_ASYNC_CLIENTS` coroutines).
         max_batch_size: merge concurrent queries into batches of up to this many rows
             (DynamicBatcher); ``None`` (default): no merging.
         max_delay_ms: with merging, the longest a query waits for others, in ms (default 1.0).
@@ -269,11 +275,14 @@ def run_benchmark(
                         backend, feed, queries, duration_s, target_qps, seed, progress
                     )
                 else:
-                    clients = (
-                        1
-                        if scen is Scenario.SINGLE_STREAM
-                        else (concurrency or backend.max_inflight)
-                    )
+                    if scen is Scenario.SINGLE_STREAM:
+                        clients = 1
+                    elif concurrency:
+                        clients = concurrency
+                    elif api == "async":
+                        clients = max(OFFLINE_ASYNC_CLIENTS, backend.max_inflight)
+                    else:
+                        clients = backend.max_inflight
                     extra["concurrency"] = clients
                     lat_ns, wall_ns, _errors = drive(
                         backend,

@@ -93,7 +93,8 @@ def register(sub: Any) -> None:
         type=positive_int,
         default=None,
         help="queries kept outstanding (offline with --api queue/async, batching or a pipeline; "
-        "--url: connections) (default: the runtime's in-flight limit)",
+        "--url: connections) (default: the runtime's in-flight limit; at least 64 coroutines "
+        "with --api async)",
     )
     p.add_argument(
         "--max-batch-size",
