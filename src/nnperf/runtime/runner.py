@@ -192,6 +192,7 @@ class Runner:
         # Queries offered (``offer``) while every slot was taken: they wait here, outside the
         # runtime, in arrival order, and the worker that frees a slot admits the next one.
         self._parked: deque[_Job] = deque()
+        self._admit_lock = threading.Lock()
         self._closed = False
         self._close_lock = threading.Lock()
         self._threads = [
@@ -318,9 +319,8 @@ class Runner:
     def _admit(self) -> None:
         """Move parked queries into the runtime while slots are free.
 
-        Lock-free (``deque`` appends and pops are atomic): whoever changes one side (a query
-        parked, a slot freed) looks at the other side afterwards, so a parked query never waits
-        while a slot is free.
+        Whoever changes one side (a query parked, a slot freed) looks at the other side
+        afterwards, so a parked query never waits while a slot is free.
         """
         parked = self._parked
         slots = self._slots
@@ -328,12 +328,16 @@ class Runner:
         while parked:
             if not slots.try_acquire():
                 return  # the next slot freed admits the next query
-            try:
-                job = parked.popleft()
-            except IndexError:  # another thread admitted it first
+            # Pop and put as one step for close(), which must not queue its stop markers
+            # between them (the query would land behind them and never run). Held for two C
+            # calls, so it is rarely contended.
+            with self._admit_lock:
+                job = parked.popleft() if parked else None
+                if job is not None:
+                    put(job)
+            if job is None:  # another thread admitted it first
                 slots.release()
-                continue  # and look again: a query may have been parked meanwhile
-            put(job)
+                # look again: a query may have been parked meanwhile
 
     def _check(self, inputs: Inputs, outputs: list[str] | None) -> dict[str, np.ndarray]:
         if self._closed:
@@ -450,17 +454,15 @@ class Runner:
             if self._closed:
                 return
             self._closed = True
-            parked = []
-            while True:  # workers may admit some concurrently: pop one at a time
-                try:
-                    parked.append(self._parked.popleft())
-                except IndexError:
-                    break
-            if not cancel_pending:
-                # Offered queries still run: they enter past the in-flight bound, once.
-                for waiting in parked:
-                    self._queue.put(waiting)
-            else:
+            with self._admit_lock:  # no admission half done: its query is in the queue now
+                parked = list(self._parked)
+                self._parked.clear()
+                if not cancel_pending:
+                    # Offered queries still run: they enter past the in-flight bound, once,
+                    # ahead of the stop markers below.
+                    for waiting in parked:
+                        self._queue.put(waiting)
+            if cancel_pending:
                 for waiting in parked:
                     _call(waiting.done, None, CancelledError())
                 while True:
