@@ -162,6 +162,18 @@ def test_cli_bench_json_has_every_field(tmp_path, capsys):
         (["bench", "/nonexistent/model.onnx"], "does not exist"),
         (["bench", "zoo:identity", "--device", "tpu"], "cannot parse 'tpu'"),
         (["bench", "zoo:identity", "--queries", "-3"], "--queries: expected a positive integer"),
+        (
+            ["bench", "zoo:identity", "--warmup-iters", "-1"],
+            "--warmup-iters: expected an integer >= 0",
+        ),
+        (
+            ["tune", "zoo:identity", "--warmup-iters", "-1"],
+            "--warmup-iters: expected an integer >= 0",
+        ),
+        (
+            ["profile", "zoo:identity", "--warmup-iters", "x"],
+            "--warmup-iters: expected an integer >= 0",
+        ),
         (["bench", "zoo:identity", "--scenario", "burst"], "invalid choice: 'burst'"),
         (["bench", "zoo:identity", "--input", "y:zeros"], "no such input"),
         (["bench", "zoo:identity", "--scenario", "server"], "target_qps"),

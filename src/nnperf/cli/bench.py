@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import non_negative_float, positive_float, positive_int
+from nnperf.cli.args import non_negative_float, non_negative_int, positive_float, positive_int
 from nnperf.errors import InvalidInputError
 
 __all__ = ["progress_bar", "register", "run"]
@@ -58,7 +58,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--warmup-iters",
-        type=int,
+        type=non_negative_int,
         default=3,
         help="warm-up runs per instance before measuring (default 3)",
     )
@@ -193,8 +193,6 @@ def run(args: argparse.Namespace) -> int:
             "nnperf bench: missing MODEL; expected a path to an .onnx file or zoo:NAME "
             "(try 'nnperf bench zoo:mnist')"
         )
-    if args.warmup_iters < 0:
-        raise InvalidInputError(f"--warmup-iters: got {args.warmup_iters}, expected >= 0")
     if args.url:
         return _run_remote(args)
     cfg = resolve_config(args.config, device=args.device, batch_size=args.batch_size)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from nnperf.bench.inputs import make_feeds
+from nnperf.cli.args import non_negative_int
 from nnperf.errors import InvalidInputError
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
@@ -30,7 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default=None, help="device spec (default: $NNPERF_DEVICES or cpu)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size (default 1)")
     p.add_argument(
-        "--warmup-iters", type=int, default=10, help="warm-up queries (default 10; not measured)"
+        "--warmup-iters",
+        type=non_negative_int,
+        default=10,
+        help="warm-up queries (default 10; not measured)",
     )
     p.add_argument("--queries", type=int, default=100, help="measured queries (default 100)")
     p.add_argument(
@@ -58,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"--{flag.replace('_', '-')}: got {getattr(args, flag)}, expected >= 1"
             )
-    if args.warmup_iters < 0:
-        raise InvalidInputError(f"--warmup-iters: got {args.warmup_iters}, expected >= 0")
     cfg = resolve_config(None, device=args.device, batch_size=args.batch_size)
     with profile(file=args.trace_output, operators=args.ops) as prof:
         session = Session(args.model, config=cfg)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import positive_float, positive_int
+from nnperf.cli.args import non_negative_int, positive_float, positive_int
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -90,7 +90,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--warmup-iters",
-        type=int,
+        type=non_negative_int,
         default=1,
         help="warm-up runs per instance before each measurement (default 1)",
     )
@@ -160,8 +160,6 @@ def run(args: argparse.Namespace) -> int:
             "nnperf tune: missing MODEL; expected a path to an .onnx file or zoo:NAME "
             "(try 'nnperf tune zoo:mobilenetv2 --objective throughput')"
         )
-    if args.warmup_iters < 0:
-        raise InvalidInputError(f"--warmup-iters: got {args.warmup_iters}, expected >= 0")
     if args.latency_budget_ms is not None and args.objective != "throughput":
         raise InvalidInputError(
             "--latency-budget-ms applies to --objective throughput (throughput within a p99 "
