@@ -65,7 +65,9 @@ DATATYPES: dict[str, str] = {
 }
 """v2 datatype name -> numpy dtype name (``BF16`` has no numpy dtype and is refused)."""
 
-_NUMPY_TO_V2 = {v: k for k, v in DATATYPES.items()}
+# Keyed by numpy dtype: they hash fast, while ``dtype.name`` is a Python-level property (slow
+# per request).
+_V2_BY_DTYPE: dict[Any, str] = {np.dtype(v): k for k, v in DATATYPES.items()}
 
 
 def dtype_of(datatype: str) -> np.dtype[Any]:
@@ -88,23 +90,16 @@ def dtype_of(datatype: str) -> np.dtype[Any]:
     return np.dtype(name)
 
 
-# numpy dtypes hash fast; ``dtype.name`` is a Python-level property (slow per request).
-_V2_BY_DTYPE: dict[Any, str] = {np.dtype(k): v for k, v in _NUMPY_TO_V2.items()}
-
-
 def datatype_of(dtype: str | np.dtype[Any]) -> str:
     """The v2 datatype name of a numpy dtype (``float32`` -> ``FP32``; strings -> ``BYTES``).
 
     Raises:
         UnsupportedError: a dtype with no v2 name (``bfloat16``, complex).
     """
-    known = _V2_BY_DTYPE.get(dtype)  # the per-request case: one dict lookup
-    if known is not None:
-        return known
-    d = np.dtype(dtype)
-    if d.kind in ("U", "S", "O"):
+    d = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+    name = _V2_BY_DTYPE.get(d)
+    if name is None and d.kind in ("U", "S"):
         return "BYTES"
-    name = _NUMPY_TO_V2.get(d.name)
     if name is None:
         raise UnsupportedError(f"numpy dtype {d.name!r} has no KServe v2 datatype")
     return name
