@@ -657,6 +657,10 @@ class DynamicBatcher:
         if not live:
             self._settle(lq)
             return
+        self._offer_batch(lq, live)
+
+    def _offer_batch(self, lq: _LoopQueue, live: list[_Request]) -> None:
+        """Send one batch of a loop's queries; its outcome reaches the loop via _done_async."""
         feeds = self._merge(live)
         try:
             # Never blocks: past the in-flight bound the batch waits at the runtime's door.
@@ -744,11 +748,7 @@ class DynamicBatcher:
             rows -= taken
             with self._loop_lock:
                 lq.inflight += 1  # settled when the loop delivers the batch
-            feeds = self._merge(batch)
-            try:
-                self.runner.offer(feeds, functools.partial(self._done_async, lq, batch))
-            except BaseException as exc:
-                self._done_async(lq, batch, None, exc)
+            self._offer_batch(lq, batch)
 
     def __enter__(self) -> DynamicBatcher:
         return self
