@@ -301,8 +301,8 @@ class Runner:
         """
         submit_ns = time.perf_counter_ns()
         feeds = self._check(inputs, outputs)
-        job = _Job(feeds, None, submit_ns, outputs, submit_ns if hooks._OBSERVERS else 0, done)
-        job.dropped = dropped
+        queued_ns = submit_ns if hooks._OBSERVERS else 0
+        job = _Job(feeds, None, submit_ns, outputs, queued_ns, done, dropped)
         parked = self._parked
         with self._close_lock:
             if self._closed:
