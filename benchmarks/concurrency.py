@@ -82,12 +82,7 @@ def hand_loop(
     data: bytes, feeds: list[dict[str, np.ndarray]], sessions: int, threads: int
 ) -> float:
     """``sessions`` InferenceSessions x ``threads`` intra-op threads, one Python thread each."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    sess = [
-        ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]) for _ in range(sessions)
-    ]
+    sess = _sessions(data, sessions, threads)
     for s in sess:
         s.run(None, feeds[0])
     share = [feeds[i::sessions] for i in range(sessions)]
@@ -184,9 +179,10 @@ def clients_async(
     return asyncio.run(main())
 
 
-def _sessions(data: bytes, n: int) -> list[ort.InferenceSession]:
+def _sessions(data: bytes, n: int, threads: int = 1) -> list[ort.InferenceSession]:
+    """``n`` plain InferenceSessions with ``threads`` intra-op threads each."""
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.log_severity_level = 3
     return [ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]) for _ in range(n)]
 
