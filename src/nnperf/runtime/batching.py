@@ -215,9 +215,10 @@ class BatchStats:
 
 
 class _Request:
-    """One query: completed through a concurrent future, or an asyncio future on ``loop``."""
+    """One query: completed through a concurrent future, or an asyncio future (its loop's
+    :class:`_LoopQueue` holds it)."""
 
-    __slots__ = ("afuture", "arrival_ns", "feeds", "future", "loop", "on_exit", "rows")
+    __slots__ = ("afuture", "arrival_ns", "feeds", "future", "on_exit", "rows")
 
     def __init__(
         self,
@@ -226,14 +227,12 @@ class _Request:
         arrival_ns: int,
         *,
         afuture: asyncio.Future[list[np.ndarray]] | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
         on_exit: Callable[[], None] | None = None,
         rows: int | None = None,
     ) -> None:
         self.feeds = feeds
         self.future = future
         self.afuture = afuture
-        self.loop = loop
         self.on_exit = on_exit
         self.rows = _rows(feeds) if rows is None else rows
         self.arrival_ns = arrival_ns
@@ -492,9 +491,7 @@ class DynamicBatcher:
                 "max_queue_size"
             )
         afuture: asyncio.Future[list[np.ndarray]] = loop.create_future()
-        request = _Request(
-            feeds, None, arrival, afuture=afuture, loop=loop, on_exit=on_exit, rows=rows
-        )
+        request = _Request(feeds, None, arrival, afuture=afuture, on_exit=on_exit, rows=rows)
         lq = self._loops.get(loop)
         if lq is None:
             lq = self._new_loop_queue(loop)
