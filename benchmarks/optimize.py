@@ -28,6 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header, interleave, median
 
 from nnperf import zoo
+from nnperf.engines.config import RunConfig
+from nnperf.engines.onnxruntime_options import GraphLevel
 from nnperf.optimize import (
     Calibrator,
     ModelEditor,
@@ -39,7 +41,6 @@ from nnperf.optimize import (
     quantize,
 )
 from nnperf.runtime import Session
-from nnperf.types import GraphLevel, RunConfig
 
 ONE = RunConfig(device="cpu(1)")
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 3, 1, 1)
@@ -187,7 +188,7 @@ def dump_vs_online(name: str, rounds: int) -> None:
 
         def load(p: str, level: GraphLevel) -> Callable[[], float]:
             def fn() -> float:
-                s = Session(p, config=ONE.replace(graph_level=level))
+                s = Session(p, config=ONE.with_options(graph_level=level))
                 ms = (s.stages.load_ns + s.stages.prepare_ns) / 1e6
                 s.close()
                 return ms

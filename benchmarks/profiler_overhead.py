@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 import nnperf
+from nnperf.engines.config import RunConfig
 from nnperf.profiler import profile
-from nnperf.types import RunConfig
 from nnperf.zoo import model_bytes
 
 

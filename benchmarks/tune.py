@@ -24,9 +24,9 @@ import time
 
 from nnperf.bench import run_benchmark
 from nnperf.bench.machine import machine_info
+from nnperf.engines.config import RunConfig
 from nnperf.model import ModelBlob, load_model
 from nnperf.tune import Candidate, build_space, tune
-from nnperf.types import RunConfig
 
 
 def measure(blob: ModelBlob, cand: Candidate, duration_s: float) -> float:

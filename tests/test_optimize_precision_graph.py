@@ -9,6 +9,8 @@ import onnx
 import pytest
 from models import small_convnet
 
+from nnperf.engines.config import RunConfig
+from nnperf.engines.onnxruntime_options import GraphLevel
 from nnperf.errors import UnsupportedError
 from nnperf.optimize import (
     compare_dump_load,
@@ -16,7 +18,6 @@ from nnperf.optimize import (
     convert_precision,
     dump_optimized,
 )
-from nnperf.types import GraphLevel, RunConfig
 
 X = [{"input": np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)}]
 
@@ -77,6 +78,6 @@ def test_dump_lists_fusions_and_layout(tmp_path: object) -> None:
     from nnperf.runtime import Session
 
     with Session(
-        str(path), config=RunConfig(device="cpu(1)", graph_level=GraphLevel.DISABLED)
+        str(path), config=RunConfig(device="cpu(1)").with_options(graph_level=GraphLevel.DISABLED)
     ) as s:
         assert s.run(x[0])[0].shape == (1, 10)

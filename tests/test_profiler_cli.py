@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nnperf.cli import profile as profile_cli
 from nnperf.profiler.recorder import OPERATORS_ENV
-from nnperf.runtime.hooks import PROFILER_OUTPUT_ENV
+from nnperf.runtime.observers import PROFILER_OUTPUT_ENV
 
 
 def _main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ from nnperf.errors import InvalidInputError
 from nnperf.profiler import profile
 from nnperf.profiler.recorder import ROOT_SPAN_ID
 from nnperf.profiler.tables import COLUMNS, device_executions, inferences, summary_text
-from nnperf.runtime import hooks
+from nnperf.runtime import observers as runtime_observers
 
 X = np.zeros((1, 1, 28, 28), np.float32)
 
@@ -50,7 +50,7 @@ def test_session_runs_become_inference_spans(session: nnperf.Session) -> None:
         assert all(inf.start_ns <= k.start_ns <= k.end_ns <= inf.end_ns for k in kids)
         parent = by_id[inf.parent_span_id]
         assert parent.start_ns <= inf.start_ns and inf.end_ns <= parent.end_ns
-    assert not hooks.observers()
+    assert not session.observers
 
 
 def test_pause_resume_idempotent(session: nnperf.Session) -> None:
@@ -117,4 +117,4 @@ def test_bad_format() -> None:
 
 def test_no_profiler_no_observer(session: nnperf.Session) -> None:
     session.run(X)
-    assert hooks.observers() == [] and hooks._SESSION_HOOKS == []
+    assert not session.observers and runtime_observers._WATCHERS == ()

@@ -12,7 +12,7 @@ from models import deep_matmul_model, matmul_model
 
 import nnperf
 from nnperf import InvalidInputError
-from nnperf.runtime import hooks
+from nnperf.runtime.observers import RunEvent
 from nnperf.runtime.runner import Runner
 
 
@@ -35,7 +35,7 @@ class _Recorder:
         self.runs = 0
         self.lock = threading.Lock()
 
-    def on_run(self, event: hooks.RunEvent) -> None:
+    def on_run(self, event: RunEvent) -> None:
         with self.lock:
             self.runs += 1
 
@@ -69,7 +69,7 @@ def test_offered_queries_wait_outside_and_run_in_order() -> None:
 def test_dropped_queries_never_run_and_get_cancelled_error() -> None:
     runner = nnperf.create_runner(deep_matmul_model(layers=16), device="cpu(1)")
     rec = _Recorder()
-    hooks.add_observer(rec)
+    runner.observers.add(rec)
     try:
         x = np.ones((1, 256), np.float32)
         out = _Outcomes()
@@ -78,7 +78,7 @@ def test_dropped_queries_never_run_and_get_cancelled_error() -> None:
             runner.offer(x, out.record, dropped=(lambda: True) if i % 2 else None)
         runner.close()
     finally:
-        hooks.remove_observer(rec)
+        runner.observers.remove(rec)
     outcomes = out.seen
     assert len(outcomes) == n
     assert outcomes.count("ok") == n // 2
@@ -119,7 +119,7 @@ def test_async_cancelled_waiting_queries_never_run() -> None:
     async def main() -> tuple[int, int]:
         runner = nnperf.AsyncRunner(deep_matmul_model(layers=32), device="cpu(1)")
         rec = _Recorder()
-        hooks.add_observer(rec)
+        runner.observers.add(rec)
         try:
             x = np.ones((1, 256), np.float32)
             tasks = [asyncio.ensure_future(runner.run(x)) for _ in range(100)]
@@ -136,7 +136,7 @@ def test_async_cancelled_waiting_queries_never_run() -> None:
             await runner.close()
             return ok, rec.runs
         finally:
-            hooks.remove_observer(rec)
+            runner.observers.remove(rec)
 
     ok, runs = asyncio.run(main())
     assert ok >= 10

@@ -8,7 +8,6 @@ from models import failing_model, fixed_batch_model, identity_model, matmul_mode
 
 import nnperf
 from nnperf import EngineError, InvalidInputError
-from nnperf.runtime import hooks
 
 
 def test_run_accepts_array_list_and_dict():
@@ -115,9 +114,9 @@ def test_device_env_and_explicit_precedence(monkeypatch):
 
 def test_config_file_path(tmp_path):
     path = tmp_path / "cfg.json"
-    nnperf.RunConfig(device="cpu(1)*2", graph_level="basic").save(path)
+    nnperf.RunConfig(device="cpu(1)*2").with_options(graph_level="basic").save(path)
     with nnperf.create(matmul_model(), config=str(path)) as sess:
-        assert len(sess.instances) == 2 and sess.config.graph_level == "basic"
+        assert len(sess.instances) == 2 and sess.config.engine_options.graph_level == "basic"
 
 
 def test_multi_instance_session_is_thread_safe_and_spreads_threads():
@@ -133,7 +132,7 @@ def test_multi_instance_session_is_thread_safe_and_spreads_threads():
                 used.add(event.instance)
 
         seen = Seen()
-        hooks.add_observer(seen)
+        sess.observers.add(seen)
         try:
 
             def work(i: int) -> None:
@@ -147,7 +146,7 @@ def test_multi_instance_session_is_thread_safe_and_spreads_threads():
             for t in threads:
                 t.join()
         finally:
-            hooks.remove_observer(seen)
+            sess.observers.remove(seen)
         assert bad == [] and used == {0, 1}
 
 
@@ -161,13 +160,13 @@ def test_observer_sees_each_run_with_ordered_timestamps():
     rec = Rec()
     with nnperf.create(matmul_model()) as sess:
         sess.run(np.ones((3, 16), np.float32))  # no observer: nothing recorded
-        hooks.add_observer(rec)
+        sess.observers.add(rec)
         try:
             sess.run(np.ones((3, 16), np.float32))
             with pytest.raises(InvalidInputError):
                 sess.run(np.ones((3, 15), np.float32))
         finally:
-            hooks.remove_observer(rec)
+            sess.observers.remove(rec)
         sess.run(np.ones((3, 16), np.float32))
     assert len(events) == 2
     ok, failed = events

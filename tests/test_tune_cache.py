@@ -11,10 +11,10 @@ import pytest
 from models import matmul_model
 
 import nnperf
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 from nnperf.model import load_model
 from nnperf.tune import TUNE_SCHEMA, CacheWarning, TuneResult, cache_key, read_cache, tune
-from nnperf.types import RunConfig
 
 
 def _tune(cache: Path, **kw: object) -> TuneResult:
@@ -36,7 +36,8 @@ def test_miss_writes_then_hit_reuses_without_measuring(tmp_path: Path) -> None:
     data = json.loads(cache.read_text())
     assert data["schema"] == TUNE_SCHEMA
     assert data["key"]["model_sha256"] == load_model(matmul_model()).sha256
-    assert set(data["key"]) >= {"engine", "engine_version", "cpu", "cores", "objective"}
+    assert set(data["key"]) >= {"engines", "cpu", "cores", "objective"}
+    assert set(data["key"]["engines"]) == {"onnxruntime"}  # keyed by the engines that ran
     t0 = time.perf_counter()
     second = _tune(cache)
     assert time.perf_counter() - t0 < 1.0

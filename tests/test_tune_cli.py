@@ -12,7 +12,7 @@ import pytest
 from models import matmul_model
 
 from nnperf.cli import main
-from nnperf.types import RunConfig
+from nnperf.engines.config import RunConfig
 
 
 @pytest.fixture

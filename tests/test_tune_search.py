@@ -8,6 +8,7 @@ import math
 import pytest
 from models import fixed_batch_model, matmul_model
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 from nnperf.model import load_model
 from nnperf.tune import (
@@ -19,7 +20,6 @@ from nnperf.tune import (
     decide,
     tune,
 )
-from nnperf.types import RunConfig
 
 
 def _m(value: float) -> Measurement:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from models import fixed_batch_model, matmul_model
 
+from nnperf.engines.config import RunConfig
+from nnperf.engines.onnxruntime_options import OrtOptions
 from nnperf.errors import InvalidInputError
 from nnperf.model import load_model
 from nnperf.tune import Candidate, SearchSpace, batch_axis_free, build_space, device_splits
-from nnperf.types import GraphLevel, RunConfig
 
 
 def test_device_splits_cover_every_factorisation() -> None:
@@ -32,7 +33,7 @@ def test_throughput_space_searches_workers_and_batches_when_free() -> None:
     assert space.workers_per_instance == (1, 2)
     primary = space.primary()
     assert len(primary) == 2 * 2 * 4
-    assert all(c.config.graph_level is GraphLevel.ALL and c.config.prepack for c in primary)
+    assert all(c.config.engine_options == OrtOptions() for c in primary)
     labels = [c.label for c in space.grid()]
     assert len(labels) == space.size == len(set(labels))
     # workers are per instance: cpu(1)*2 with 2 workers per instance -> 4 host threads.
@@ -59,11 +60,8 @@ def test_variations_move_one_knob_at_a_time() -> None:
 
 def test_cuda_space_has_cudnn_search_and_cuda_graph() -> None:
     space = build_space(load_model(matmul_model()), throughput=False, devices=["cuda:0"])
-    assert space.cudnn_conv_algo_search[0] == "EXHAUSTIVE"
-    assert space.cuda_graph == (False, True)
     point = space.primary()[0]
-    opts = point.config.provider_options["CUDAExecutionProvider"]
-    assert opts["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    assert point.config.device == "cuda:0" and point.config.engine_options == OrtOptions()
     labels = {v.label for v in space.variations(point)}
     assert any("cudnn_conv_algo_search=HEURISTIC" in lab for lab in labels)
     assert any("cuda-graph" in lab for lab in labels)
@@ -80,6 +78,33 @@ def test_bad_spaces_are_clear_errors() -> None:
 
 
 def test_candidate_round_trips() -> None:
-    c = Candidate(RunConfig(device="cpu(1)*2", batch_size=4, prepack=False), variant="int8")
+    c = Candidate(
+        RunConfig(device="cpu(1)*2", batch_size=4).with_options(prepack=False), variant="int8"
+    )
     again = Candidate.from_dict(c.to_dict())
     assert again == c and again.label == "cpu(1)*2 b4 no-prepack [int8]"
+
+
+def test_engines_and_precisions_are_primary_axes() -> None:
+    blob = load_model(matmul_model())
+    space = build_space(
+        blob,
+        throughput=False,
+        cores=2,
+        engines=["onnxruntime", "openvino"],
+        precisions=["f32", "bf16", "f16"],
+    )
+    # onnxruntime offers only f32; OpenVINO what this CPU offers (f32 first)
+    assert space.precisions["onnxruntime"] == ("f32",)
+    assert space.precisions["openvino"][0] == "f32"
+    labels = [c.label for c in space.primary()]
+    assert "cpu(2)" in labels and "openvino cpu(2)" in labels
+    assert len(labels) == len(set(labels)) == 2 * (1 + len(space.precisions["openvino"]))
+    ov = next(c for c in space.primary() if c.config.engine == "openvino")
+    assert ov.complexity == 1  # another engine than the default
+    assert {v.label for v in space.variations(ov)} == {
+        "openvino cpu(2) hint=throughput",
+        "openvino cpu(2) hint=latency",
+    }
+    simple = space.simpler(space.variations(ov)[0])
+    assert simple.config.engine == "openvino" and simple.label == "openvino cpu(2)"

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from nnperf import GraphLevel, InvalidInputError, RunConfig, TensorDesc
+from nnperf import (
+    GraphLevel,
+    InvalidInputError,
+    OpenVINOOptions,
+    OrtOptions,
+    RunConfig,
+    TensorDesc,
+)
 from nnperf.device import parse_device
 
 
@@ -13,13 +21,19 @@ def test_runconfig_json_round_trip(tmp_path):
         device="cpu(1)*2",
         workers=3,
         batch_size=8,
-        graph_level="extended",
-        prepack=False,
-        providers=("CPUExecutionProvider",),
-        provider_options={"CPUExecutionProvider": {"x": 1}},
+        dims={"seq": 128},
+        options=OrtOptions(
+            graph_level="extended",
+            prepack=False,
+            providers=("CPUExecutionProvider",),
+            provider_options={"CPUExecutionProvider": {"x": 1}},
+        ),
     )
-    assert cfg.graph_level is GraphLevel.EXTENDED
-    assert cfg.provider_options == {"CPUExecutionProvider": {"x": "1"}}
+    opts = cfg.engine_options
+    assert cfg.engine == "onnxruntime" and isinstance(opts, OrtOptions)
+    assert opts.graph_level is GraphLevel.EXTENDED
+    assert opts.provider_options == {"CPUExecutionProvider": {"x": "1"}}
+    assert cfg.to_dict()["schema"] == "nnperf.runconfig/2"
     again = RunConfig.from_dict(json.loads(cfg.to_json()))
     assert again == cfg
     path = tmp_path / "c.json"
@@ -30,22 +44,79 @@ def test_runconfig_json_round_trip(tmp_path):
     assert RunConfig.load(path) == cfg
 
 
+def test_openvino_config_round_trips_and_names_its_engine():
+    cfg = RunConfig(device="cpu(1)*2", precision="BF16", options=OpenVINOOptions(hint="throughput"))
+    assert cfg.engine == "openvino" and cfg.precision == "bf16"
+    assert RunConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert cfg.describe() == "openvino cpu(1)*2 bf16 hint=throughput"
+    # a mapping of option fields becomes the engine's options type
+    assert RunConfig(engine="openvino", options={"hint": "latency"}).engine_options == (
+        OpenVINOOptions(hint="latency")
+    )
+    # changing the engine resets the options to the new engine's defaults
+    back = cfg.replace(engine="onnxruntime")
+    assert back.engine_options == OrtOptions() and back.precision == "bf16"
+    assert cfg.with_options(hint=None).engine_options == OpenVINOOptions()
+
+
+def test_schema_1_files_still_load(tmp_path):
+    # What nnperf wrote before engines were a seam: onnxruntime options at the top level.
+    old = {
+        "schema": "nnperf.runconfig/1",
+        "device": "cpu(1)*2",
+        "workers": 4,
+        "batch_size": None,
+        "graph_level": "basic",
+        "prepack": False,
+        "mem_pattern": True,
+        "execution_mode": "sequential",
+        "inter_op_threads": None,
+        "spinning": True,
+        "deterministic": False,
+        "providers": ["CPUExecutionProvider"],
+        "provider_options": {},
+        "optimized_model_path": None,
+        "cuda_graph": False,
+        "max_inflight": None,
+    }
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema": "nnperf.tune/1", "config": old}))
+    cfg = RunConfig.load(path)
+    assert cfg.engine == "onnxruntime" and cfg.device == "cpu(1)*2" and cfg.workers == 4
+    assert cfg.engine_options == OrtOptions(
+        graph_level="basic", prepack=False, providers=("CPUExecutionProvider",)
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"graph_level": "max"}, "graph_level: got 'max'"),
+        ({"options": {"graph_level": "max"}}, "graph_level: got 'max'"),
         ({"workers": 0}, "workers: got 0"),
         ({"batch_size": -1}, "batch_size: got -1"),
         ({"batch_size": True}, "batch_size: got True"),
-        ({"prepack": "yes"}, "prepack: got 'yes'"),
+        ({"options": {"prepack": "yes"}}, "prepack: got 'yes'"),
         ({"device": "npu0"}, "cannot parse 'npu0'"),
-        ({"execution_mode": "async"}, "execution_mode"),
-        ({"providers": "CPUExecutionProvider"}, "providers"),
+        ({"options": {"execution_mode": "async"}}, "execution_mode"),
+        ({"options": {"providers": "CPUExecutionProvider"}}, "providers"),
+        ({"options": {"colour": "red"}}, "unknown field(s) ['colour']"),
+        ({"engine": "tvm"}, "engine: got 'tvm'"),
+        ({"precision": "int4"}, "precision: got 'int4'"),
+        ({"dims": {"seq": 0}}, "dims['seq']: got 0"),
+        ({"shapes": {"x": "1x3"}}, "shapes['x']"),
+        ({"engine": "onnxruntime", "options": OpenVINOOptions()}, "expected OrtOptions"),
+        ({"engine": "openvino", "options": {"hint": "fastest"}}, "hint: got 'fastest'"),
     ],
 )
 def test_runconfig_rejects_bad_values(kwargs, fragment):
-    with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(")):
+    with pytest.raises(InvalidInputError, match=re.escape(fragment)):
         RunConfig(**kwargs)
+
+
+def test_replace_points_engine_options_to_with_options():
+    with pytest.raises(InvalidInputError, match=r"onnxruntime options: use config.with_options"):
+        RunConfig().replace(graph_level="basic")
+    assert RunConfig().with_options(graph_level="basic").engine_options.graph_level == "basic"
 
 
 def test_runconfig_file_errors(tmp_path):

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from nnperf.device import DeviceSpec, InstanceSpec, parse_device
+from nnperf.engines import (
+    ExecutionMode,
+    GraphLevel,
+    OpenVINOOptions,
+    OrtOptions,
+    RunConfig,
+    engine_names,
+    installed_engines,
+)
 from nnperf.errors import (
     EngineError,
     InvalidInputError,
@@ -27,7 +37,8 @@ from nnperf.runtime import (
     create_queue,
     create_runner,
 )
-from nnperf.types import ExecutionMode, GraphLevel, RunConfig, TensorDesc
+from nnperf.runtime.observers import PROFILER_OUTPUT_ENV
+from nnperf.types import TensorDesc
 
 __version__ = "0.1.0"
 
@@ -55,6 +66,8 @@ __all__ = [
     "ModelLoadError",
     "NnperfError",
     "NotFoundError",
+    "OpenVINOOptions",
+    "OrtOptions",
     "OverloadedError",
     "RunConfig",
     "Runner",
@@ -67,7 +80,17 @@ __all__ = [
     "create_pipeline",
     "create_queue",
     "create_runner",
+    "engine_names",
+    "installed_engines",
     "load_model",
     "parse_device",
     "profile",
 ]
+
+# ``NNPERF_PROFILER_OUTPUT_PATH`` traces any program that uses nnperf with no code change (the
+# seed's ``FURIOSA_PROFILER_OUTPUT_PATH``). Started here, at the top of the package, so the
+# runtime never imports the profiler.
+if os.environ.get(PROFILER_OUTPUT_ENV):
+    from nnperf.profiler.recorder import start_env_profiler
+
+    start_env_profiler()

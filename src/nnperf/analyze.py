@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.model import ModelSource, load_model
 from nnperf.runtime.session import Session, resolve_config
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.types import TensorDesc
 
 __all__ = ["ModelReport", "analyze_model", "estimate_flops"]
 

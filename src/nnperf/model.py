@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from nnperf.errors import InvalidInputError, ModelLoadError
+from nnperf.types import Dim, TensorDesc
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["ModelSource", "ModelBlob", "load_model"]
+__all__ = ["GraphIO", "ModelBlob", "ModelSource", "graph_io", "load_model"]
 
 ModelSource = Union[str, "os.PathLike[str]", bytes, "onnx.ModelProto", "ModelBlob"]
 """Anything nnperf accepts as a model."""
@@ -115,3 +117,58 @@ def _check_onnx_bytes(data: bytes, where: str) -> None:
             f"model {where!r} parsed but has no graph or opset ({len(data)} bytes); expected an "
             "ONNX model — is the file truncated or of another format?"
         )
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """A model's graph inputs and outputs as its file declares them (before any engine runs it).
+
+    Attributes:
+        inputs: graph inputs that are not initializers; symbolic dims by name, unknown as None.
+        outputs: graph outputs.
+    """
+
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
+
+
+_IO: dict[str, GraphIO] = {}
+_IO_LOCK = threading.Lock()
+
+
+def graph_io(model: ModelBlob) -> GraphIO:
+    """The declared inputs and outputs of ``model`` (parsed once per model, by sha256)."""
+    found = _IO.get(model.sha256)
+    if found is not None:
+        return found
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    proto = onnx.ModelProto.FromString(model.data)
+    inits = {i.name for i in proto.graph.initializer}
+
+    def descs(values: object) -> tuple[TensorDesc, ...]:
+        out = []
+        for vi in values:  # type: ignore[attr-defined]
+            if vi.name in inits:
+                continue
+            tt = vi.type.tensor_type
+            shape: tuple[Dim, ...] = tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in tt.shape.dim
+            )
+            try:
+                dtype = str(tensor_dtype_to_np_dtype(tt.elem_type))
+            except (KeyError, ValueError, TypeError):
+                dtype = "object"
+            if tt.elem_type == onnx.TensorProto.BFLOAT16:
+                dtype = "bfloat16"
+            out.append(TensorDesc(name=vi.name, shape=shape, dtype=dtype))
+        return tuple(out)
+
+    found = GraphIO(inputs=descs(proto.graph.input), outputs=descs(proto.graph.output))
+    with _IO_LOCK:
+        _IO[model.sha256] = found
+        while len(_IO) > 64:  # small results; forget the oldest
+            del _IO[next(iter(_IO))]
+    return found

@@ -1,27 +1,25 @@
-"""Value types shared by every layer: tensor descriptions and the run configuration."""
+"""Value types shared by every layer: tensor descriptions and dimensions.
+
+The run configuration, which names engines and their options, is
+:class:`nnperf.engines.config.RunConfig` (also ``nnperf.RunConfig``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnperf.device import parse_device
 from nnperf.errors import InvalidInputError
 
 __all__ = [
     "Dim",
-    "ExecutionMode",
-    "GraphLevel",
-    "RunConfig",
+    "StrEnum",
     "TensorDesc",
+    "concrete_shape",
     "dtype_from_onnx",
     "guess_layout",
 ]
@@ -30,26 +28,11 @@ Dim = int | str | None
 """A dimension: a fixed size, a symbolic name (``"batch"``) or unknown (``None``)."""
 
 
-class _StrEnum(str, Enum):
-    # enum.StrEnum is Python 3.11+; the package supports 3.10.
+class StrEnum(str, Enum):
+    """A string enum whose ``str()`` is its value (``enum.StrEnum`` is Python 3.11+)."""
+
     def __str__(self) -> str:
         return str(self.value)
-
-
-class GraphLevel(_StrEnum):
-    """Graph optimisation level (onnxruntime's ``GraphOptimizationLevel``)."""
-
-    DISABLED = "disabled"
-    BASIC = "basic"
-    EXTENDED = "extended"
-    ALL = "all"
-
-
-class ExecutionMode(_StrEnum):
-    """Node scheduling: sequential, or parallel across independent branches."""
-
-    SEQUENTIAL = "sequential"
-    PARALLEL = "parallel"
 
 
 _ONNX_TO_NUMPY: dict[str, str] = {
@@ -152,171 +135,43 @@ class TensorDesc:
         }
 
 
-_CONFIG_SCHEMA = "nnperf.runconfig/1"
+def concrete_shape(
+    desc: TensorDesc,
+    *,
+    batch: int = 1,
+    dims: Mapping[str, int] | None = None,
+    default: int | None = None,
+) -> tuple[int, ...]:
+    """A concrete shape for ``desc``: fixed dims as they are, symbolic ones resolved.
 
+    The leading symbolic dim takes ``batch``; any symbolic dim named in ``dims`` takes that value
+    (``dims`` wins over ``batch``); other symbolic or unknown dims take ``default``.
 
-@dataclass(frozen=True)
-class RunConfig:
-    """How to run a model: the one serialisable description read by ``bench``, ``create`` and ``serve``.
-
-    Attributes:
-        device: device string (see :mod:`nnperf.device`); ``None``: ``$NNPERF_DEVICES``, else ``cpu``.
-        workers: host threads feeding the instances (Runner); ``None``: one per instance.
-        batch_size: fix the model's free batch dimension to this size; ``None``: keep it free.
-        graph_level: graph optimisation level (default ``all``: fusions and NCHWc layouts).
-        prepack: let kernels pre-pack weights at load (MegEngine ``--weight-preprocess``); default on.
-        mem_pattern: plan memory from the first run's shapes (default on).
-        execution_mode: ``sequential`` (default) or ``parallel`` branches.
-        inter_op_threads: threads for ``parallel`` mode; ``None``: engine default.
-        spinning: let idle intra-op threads spin (lower latency, burns CPU); default on.
-        deterministic: ask the engine for deterministic kernels (default off).
-        providers: explicit execution providers in priority order; empty: derived from ``device``.
-        provider_options: per-provider option strings, e.g. ``{"CUDAExecutionProvider":
-            {"cudnn_conv_algo_search": "HEURISTIC"}}``.
-        optimized_model_path: where the engine writes the optimised graph (offline dump).
-        cuda_graph: capture and replay the run as a CUDA graph (GPU only).
-        max_inflight: bound on queries inside the runtime; ``None``: instances + 3.
+    Raises:
+        InvalidInputError: a non-leading dim has no value and no ``default`` is given; the message
+            names the dims and how to set them.
     """
-
-    device: str | None = None
-    workers: int | None = None
-    batch_size: int | None = None
-    graph_level: GraphLevel = GraphLevel.ALL
-    prepack: bool = True
-    mem_pattern: bool = True
-    execution_mode: ExecutionMode = ExecutionMode.SEQUENTIAL
-    inter_op_threads: int | None = None
-    spinning: bool = True
-    deterministic: bool = False
-    providers: tuple[str, ...] = ()
-    provider_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    optimized_model_path: str | None = None
-    cuda_graph: bool = False
-    max_inflight: int | None = None
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "graph_level", GraphLevel(self.graph_level))
-        except ValueError:
-            raise InvalidInputError(
-                f"graph_level: got {self.graph_level!r}, expected one of "
-                f"{[g.value for g in GraphLevel]}"
-            ) from None
-        try:
-            object.__setattr__(self, "execution_mode", ExecutionMode(self.execution_mode))
-        except ValueError:
-            raise InvalidInputError(
-                f"execution_mode: got {self.execution_mode!r}, expected 'sequential' or 'parallel'"
-            ) from None
-        for name in ("workers", "batch_size", "inter_op_threads", "max_inflight"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise InvalidInputError(
-                    f"{name}: got {value!r}, expected a positive integer or None"
-                )
-        for name in ("prepack", "mem_pattern", "spinning", "deterministic", "cuda_graph"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidInputError(
-                    f"{name}: got {getattr(self, name)!r}, expected true or false"
-                )
-        if self.device is not None:
-            object.__setattr__(self, "device", parse_device(self.device).text)
-        if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
-            raise InvalidInputError(
-                f"providers: got {self.providers!r}, expected a list of provider names such as "
-                "['CUDAExecutionProvider', 'CPUExecutionProvider']"
-            )
-        object.__setattr__(self, "providers", tuple(self.providers))
-        if not isinstance(self.provider_options, Mapping):
-            raise InvalidInputError(
-                f"provider_options: got {type(self.provider_options).__name__}, expected a mapping "
-                "of provider name to {option: value}"
-            )
-        object.__setattr__(
-            self,
-            "provider_options",
-            {
-                str(k): {str(a): str(b) for a, b in dict(v).items()}
-                for k, v in self.provider_options.items()
-            },
+    values = dims or {}
+    out: list[int] = []
+    missing: list[str] = []
+    for i, d in enumerate(desc.shape):
+        if isinstance(d, int):
+            out.append(d)
+        elif isinstance(d, str) and d in values:
+            out.append(int(values[d]))
+        elif i == 0:
+            out.append(batch)
+        elif default is not None:
+            out.append(default)
+        else:
+            missing.append(d if isinstance(d, str) else f"axis {i}")
+            out.append(0)
+    if missing:
+        named = next((m for m in missing if not m.startswith("axis ")), "NAME")
+        example = "x".join(str(v) if v else "N" for v in out)
+        raise InvalidInputError(
+            f"input {desc.name!r} {desc.shape_str()}: dimension(s) {missing} have no size; "
+            f"expected a value for each: set it with --dim {named}=VALUE (dim=... in Python) "
+            f"or give the whole shape with --shape {desc.name}:{example}"
         )
-        if self.optimized_model_path is not None:
-            object.__setattr__(self, "optimized_model_path", os.fspath(self.optimized_model_path))
-
-    def replace(self, **changes: Any) -> RunConfig:
-        """A copy with some fields changed (validated again)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise InvalidInputError(
-                f"RunConfig has no field(s) {sorted(unknown)}; expected among "
-                f"{[f.name for f in dataclasses.fields(self)]}"
-            )
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its schema tag."""
-        out: dict[str, Any] = {"schema": _CONFIG_SCHEMA}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Enum):
-                value = value.value
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = {k: dict(v) for k, v in value.items()}
-            out[f.name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        """Build from :meth:`to_dict`'s form; unknown keys and wrong schemas are errors."""
-        if not isinstance(data, Mapping):
-            raise InvalidInputError(
-                f"run config: got {type(data).__name__}, expected a JSON object"
-            )
-        body = dict(data)
-        schema = body.pop("schema", _CONFIG_SCHEMA)
-        if schema != _CONFIG_SCHEMA:
-            raise InvalidInputError(
-                f"run config: schema {schema!r} is not supported; expected {_CONFIG_SCHEMA!r}"
-            )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(body) - names)
-        if unknown:
-            raise InvalidInputError(
-                f"run config: unknown field(s) {unknown}; expected among {sorted(names)}"
-            )
-        if "providers" in body and isinstance(body["providers"], list):
-            body["providers"] = tuple(body["providers"])
-        return cls(**body)
-
-    def to_json(self) -> str:
-        """The config as indented JSON text."""
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> RunConfig:
-        """Read a config file written by :meth:`save` or by ``nnperf tune`` (its ``config`` key).
-
-        Raises:
-            InvalidInputError: the file is missing, not JSON, or not a run config.
-        """
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise InvalidInputError(
-                f"config file {str(p)!r} does not exist; expected a JSON file written by "
-                "'nnperf tune' or RunConfig.save()"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"config file {str(p)!r} is not valid JSON: {exc}") from None
-        if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
-            data = data["config"]
-        return cls.from_dict(data)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the config as JSON."""
-        Path(path).write_text(self.to_json() + "\n")
+    return tuple(out)

@@ -24,13 +24,21 @@ def render_report(result: BenchResult) -> str:
         "=" * 72,
         f"nnperf bench: {r.model['name']}  scenario={r.scenario.value} "
         f"({_DESCRIPTIONS[r.scenario]})",
-        f"device={r.config.device or 'cpu'}  workers={r.workers}  batch={r.batch_size}  "
+        f"device={r.device or r.config.device or 'cpu'} ({r.instances} instance(s))  "
+        f"workers={r.workers}  batch={r.batch_size}  "
         f"engine={r.engine['name']} {r.engine['version']} [{', '.join(r.engine['providers'])}]",
         "-" * 72,
         "Stages",
         f"  load model        : {stages['load_ms']:10.3f} ms",
         f"  prepare (engine)  : {stages['prepare_ms']:10.3f} ms",
     ]
+    for i, info in enumerate(r.engine.get("load", [])):
+        parts = [
+            f"{k.removesuffix('_ms')} {v:.1f} ms" for k, v in info.items() if k.endswith("_ms")
+        ]
+        parts += [f"{k} {v}" for k, v in info.items() if not k.endswith("_ms")]
+        if parts:
+            lines.append(f"  engine, instance {i}: " + ", ".join(parts))
     if stages.get("fake_first_ms") is not None:
         lines.append(f"  fake first        : {stages['fake_first_ms']:10.3f} ms")
     for i, w in enumerate(warm):
@@ -69,8 +77,9 @@ def render_report(result: BenchResult) -> str:
         lines.append(f"  offered load: {r.target_qps:,.2f} queries/s (Poisson)")
     lines += [
         f"Utilisation: {100 * r.utilization:.1f} % (engine-busy time / (wall x instances))",
-        f"Machine: {m['cpu']}, {m['cores_available']} core(s); {m['platform']}; "
-        f"Python {m['python']}",
+        f"Machine: {m['cpu']}, {m['cores_available']} core(s)"
+        + (f" [{' '.join(m['cpu_features'])}]" if m.get("cpu_features") else "")
+        + f"; {m['platform']}; Python {m['python']}",
         f"Versions: {versions}",
         "=" * 72,
     ]

@@ -28,14 +28,15 @@ from nnperf.bench.drivers import APIS, StopCondition, drive, watch_progress
 from nnperf.bench.inputs import make_feeds
 from nnperf.bench.machine import machine_info
 from nnperf.bench.stats import LatencyStats
-from nnperf.engines.onnxruntime import zeros_for
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
-from nnperf.runtime import hooks
-from nnperf.runtime.hooks import RunEvent
+from nnperf.runtime.batching import DynamicBatcher
+from nnperf.runtime.executor import Executor
+from nnperf.runtime.observers import RunEvent
 from nnperf.runtime.runner import Runner
 from nnperf.runtime.session import Session, resolve_config
-from nnperf.types import RunConfig
+from nnperf.types import concrete_shape
 
 __all__ = ["BENCH_SCHEMA", "OFFLINE_ASYNC_CLIENTS", "BenchResult", "Scenario", "run_benchmark"]
 
@@ -66,7 +67,7 @@ class BenchResult:
 
     Attributes:
         model: name, path and sha256 of the model.
-        engine: engine name, version and providers in use.
+        engine: engine name, version, providers in use and what it reported about loading.
         machine: CPU, cores, platform, versions.
         config: the RunConfig used.
         scenario: traffic pattern.
@@ -80,6 +81,8 @@ class BenchResult:
         throughput_qps: queries per second.
         utilization: engine-busy time ÷ (wall time × instances), 0..1.
         target_qps: the server scenario's offered load, else None.
+        device: the device that ran (a pipeline's stage instances, not the session's device).
+        instances: engine instances that ran.
     """
 
     model: dict[str, Any]
@@ -98,6 +101,8 @@ class BenchResult:
     utilization: float
     target_qps: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str = ""
+    instances: int = 1
 
     @property
     def throughput_samples_per_s(self) -> float:
@@ -124,6 +129,8 @@ class BenchResult:
             "duration_s": round(self.duration_s, 6),
             "utilization": round(self.utilization, 4),
             "target_qps": self.target_qps,
+            "device": self.device,
+            "instances": self.instances,
             **({"extra": self.extra} if self.extra else {}),
         }
 
@@ -247,7 +254,10 @@ def run_benchmark(
             "warmup_ms": [],
         }
         if fake_first:
-            zeros = {d.name: zeros_for(d, rows) for d in sess.inputs}
+            zeros = {
+                d.name: np.zeros(concrete_shape(d, batch=rows, default=1), np.dtype(d.dtype))
+                for d in sess.inputs
+            }
             for name, arr in feed.items():
                 zeros[name] = np.zeros_like(arr)
             t0 = time.perf_counter_ns()
@@ -263,12 +273,19 @@ def run_benchmark(
         busy = _EngineBusy()
         extra: dict[str, Any] = {"api": api}
         n_instances = len(sess.instances)
-        hooks.add_observer(busy)
+        ran_on = sess.device.text
+        watched = sess.observers
+        watched.add(busy)
         try:
             if api != "sync" or max_batch_size is not None or pipeline_stages is not None:
-                backend, n_instances = _backend(
+                backend, ran_on = _backend(
                     sess, cfg, n_workers, max_batch_size, max_delay_ms, pipeline_stages, extra
                 )
+                n_instances = backend.instances
+                if backend.observers is not watched:  # a pipeline's stages: their own list
+                    watched.remove(busy)
+                    watched = backend.observers
+                    watched.add(busy)
                 if scen is Scenario.SERVER:
                     assert target_qps is not None  # checked above
                     lat_ns, wall_ns = _server(
@@ -293,7 +310,7 @@ def run_benchmark(
                         duration_s=duration_s,
                         progress=progress,
                     )
-                if "batching" in extra:
+                if isinstance(backend, DynamicBatcher):
                     extra["batching"] = backend.stats().to_dict()
             elif scen is Scenario.SINGLE_STREAM:
                 lat_ns, wall_ns = _single_stream(sess, feed, queries, duration_s, progress)
@@ -313,7 +330,7 @@ def run_benchmark(
                     runner, feed, queries, duration_s, target_qps, seed, progress
                 )
         finally:
-            hooks.remove_observer(busy)
+            watched.remove(busy)
         wall_s = wall_ns / 1e9
         engine = sess.engine
         return BenchResult(
@@ -322,6 +339,7 @@ def run_benchmark(
                 "name": engine.name,
                 "version": engine.version,
                 "providers": list(sess.instances[0].providers),
+                "load": [dict(i) for i in sess.stages.engine],
             },
             machine=machine_info(),
             config=cfg,
@@ -337,6 +355,8 @@ def run_benchmark(
             utilization=min(1.0, busy.busy_ns / (wall_ns * n_instances)) if wall_ns else 0.0,
             target_qps=target_qps,
             extra=extra,
+            device=ran_on,
+            instances=n_instances,
         )
     finally:
         if owns_session:
@@ -393,7 +413,7 @@ def _offline(
         validate = sess.validator.validate
         # With a profiler attached, queries go through Session.run so each becomes a span (the
         # observer then counts engine time); otherwise the engine is called directly.
-        traced = len(hooks.observers()) > 1
+        traced = len(sess.observers) > 1
         barrier.wait()
         try:
             busy = 0
@@ -438,8 +458,8 @@ def _backend(
     max_delay_ms: float,
     pipeline_stages: int | None,
     extra: dict[str, Any],
-) -> tuple[Any, int]:
-    """The object queries are submitted to, and how many engine instances it runs on."""
+) -> tuple[Executor, str]:
+    """The executor queries are submitted to, and the device it runs on."""
     if pipeline_stages is not None:
         from nnperf.runtime.pipeline import create_pipeline
 
@@ -448,15 +468,13 @@ def _backend(
             sess.model, stages=pipeline_stages, device=device, config=cfg.replace(device=device)
         )
         extra["pipeline"] = [info.to_dict() for info in pipe.stages]
-        return pipe, pipeline_stages
+        return pipe, pipe.device
     runner = Runner(sess, workers=n_workers, close_session=False)
     if max_batch_size is None:
-        return runner, len(sess.instances)
-    from nnperf.runtime.batching import DynamicBatcher
-
+        return runner, sess.device.text
     batcher = DynamicBatcher(runner, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms)
     extra["batching"] = {}
-    return batcher, len(sess.instances)
+    return batcher, sess.device.text
 
 
 def _server(

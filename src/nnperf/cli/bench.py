@@ -10,7 +10,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import non_negative_float, non_negative_int, positive_float, positive_int
+from nnperf.cli.args import (
+    add_engine_arguments,
+    config_from_args,
+    engine_list,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from nnperf.errors import InvalidInputError
 
 __all__ = ["progress_bar", "register", "run"]
@@ -124,11 +132,19 @@ def register(sub: Any) -> None:
         "--token", default=None, help="--url: bearer token for the server (default: none)"
     )
     p.add_argument("--config", default=None, help="RunConfig JSON (from 'nnperf tune')")
+    add_engine_arguments(p, many=True)
+    p.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="with several --engine names: interleaved rounds, figures are medians (default 3)",
+    )
     p.add_argument(
         "--graph-level",
         default=None,
         choices=["disabled", "basic", "extended", "all"],
-        help="graph optimisation level (default: config's, else all)",
+        help="onnxruntime graph optimisation level, short for --engine-option graph_level=LEVEL "
+        "(default: config's, else all)",
     )
     p.add_argument("--json", default=None, metavar="FILE", help="write nnperf.bench/1 JSON here")
     p.add_argument(
@@ -186,7 +202,6 @@ def run(args: argparse.Namespace) -> int:
     from nnperf.bench.inputs import parse_input_specs
     from nnperf.bench.report import render_report
     from nnperf.bench.scenarios import run_benchmark
-    from nnperf.runtime.session import resolve_config
 
     if args.model is None:
         raise InvalidInputError(
@@ -195,9 +210,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.url:
         return _run_remote(args)
-    cfg = resolve_config(args.config, device=args.device, batch_size=args.batch_size)
     if args.graph_level:
-        cfg = cfg.replace(graph_level=args.graph_level)
+        args.engine_option = [*args.engine_option, f"graph_level={args.graph_level}"]
+    engines = engine_list(args.engine)
+    if engines is not None and len(engines) > 1:
+        return _run_side_by_side(args, engines)
+    cfg = config_from_args(args, batch_size=args.batch_size)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     tracing: AbstractContextManager[Any] = nullcontext()
     if args.trace_output:
@@ -233,6 +251,52 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_side_by_side(args: argparse.Namespace, engines: list[str]) -> int:
+    """``nnperf bench MODEL --engine a,b``: every engine on the same inputs, interleaved."""
+    from nnperf.bench.inputs import parse_input_specs
+    from nnperf.bench.sidebyside import run_side_by_side
+
+    if args.trace_output or args.pipeline_stages or args.max_batch_size:
+        raise InvalidInputError(
+            "--engine with several names compares engines one against another; "
+            "--trace-output, --pipeline-stages and --max-batch-size apply to one engine at a time"
+        )
+    if args.engine_option:
+        raise InvalidInputError(
+            "--engine-option names one engine's options; with several --engine names give each "
+            "engine's options through a --config file per engine, or run them one at a time"
+        )
+    configs = [config_from_args(args, engine=e, batch_size=args.batch_size) for e in engines]
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+
+    def progress(what: str) -> None:
+        if show:
+            print(f"  {what}", file=sys.stderr)
+
+    result = run_side_by_side(
+        args.model,
+        configs,
+        labels=engines,
+        scenario=args.scenario,
+        rounds=args.rounds,
+        queries=args.queries,
+        duration_s=args.duration,
+        warmup_iters=args.warmup_iters,
+        inputs=parse_input_specs(args.input),
+        target_qps=args.target_qps,
+        seed=args.seed,
+        progress=progress,
+        workers=args.workers,
+        api=args.api,
+        concurrency=args.concurrency,
+    )
+    print(result.render())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _run_remote(args: argparse.Namespace) -> int:
     """``nnperf bench MODEL --url URL``: drive a v2 server and report client-side figures."""
     from nnperf.bench.remote import run_remote_benchmark
@@ -242,6 +306,9 @@ def _run_remote(args: argparse.Namespace) -> int:
         for flag, value in (
             ("--device", args.device),
             ("--config", args.config),
+            ("--engine", args.engine),
+            ("--precision", args.precision),
+            ("--engine-option", args.engine_option),
             ("--max-batch-size", args.max_batch_size),
             ("--pipeline-stages", args.pipeline_stages),
             ("--trace-output", args.trace_output),

@@ -160,8 +160,8 @@ def build_settings(args: argparse.Namespace) -> tuple[list[Any], Any]:
     Raises:
         InvalidInputError: no models and no repository, bad flag values, or a bad config file.
     """
+    from nnperf.engines.config import RunConfig
     from nnperf.serve.dataplane import ModelSettings, load_serve_config
-    from nnperf.types import RunConfig
 
     base = ModelSettings(name="default", model="")
     from_file: list[ModelSettings] = []

@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from nnperf.model import ModelSource
+from nnperf.device import parse_device
+from nnperf.engines.base import SupportsGraphDump
+from nnperf.engines.config import RunConfig
+from nnperf.engines.onnxruntime_options import GraphLevel
+from nnperf.engines.registry import get_engine
+from nnperf.errors import UnsupportedError
+from nnperf.model import ModelSource, load_model
 from nnperf.optimize.measure import Comparison, compare_before_after
-from nnperf.types import GraphLevel, RunConfig
 
 __all__ = [
     "GraphDump",
@@ -104,18 +109,30 @@ def _key(node: onnx.NodeProto) -> str:
     return f"{node.domain}:{node.op_type}" if node.domain else node.op_type
 
 
+def _dumper(config: RunConfig | None) -> tuple[SupportsGraphDump, RunConfig]:
+    cfg = config or RunConfig(device="cpu(1)")
+    engine = get_engine(cfg.engine)
+    if not isinstance(engine, SupportsGraphDump):
+        raise UnsupportedError(
+            f"engine {cfg.engine!r} cannot write its optimised graph; expected an engine with "
+            "graph dumps (onnxruntime)"
+        )
+    return engine, cfg
+
+
+def _write_dump(model: ModelSource, path: str, level: str, config: RunConfig | None) -> str:
+    engine, cfg = _dumper(config)
+    cfg = engine.at_graph_level(cfg, str(level))
+    spec = parse_device(cfg.device).instances[0]
+    return engine.dump_optimized(load_model(model), cfg, spec, path)
+
+
 def optimized_graph(
     model: ModelSource, *, level: str | GraphLevel = GraphLevel.ALL, config: RunConfig | None = None
 ) -> onnx.ModelProto:
-    """The graph the engine actually runs at ``level`` (written by onnxruntime, read back)."""
-    from nnperf.runtime import Session
-
+    """The graph the engine actually runs at ``level`` (written by the engine, read back)."""
     with tempfile.TemporaryDirectory(prefix="nnperf-opt-") as tmp:
-        path = os.path.join(tmp, "optimized.onnx")
-        cfg = (config or RunConfig(device="cpu(1)")).replace(
-            graph_level=GraphLevel(level), optimized_model_path=path
-        )
-        Session(model, config=cfg).close()
+        path = _write_dump(model, os.path.join(tmp, "optimized.onnx"), str(level), config)
         return onnx.load(path)
 
 
@@ -179,7 +196,7 @@ def dump_optimized(
     """Write the engine-optimised model to ``path`` and describe what it contains.
 
     The dump is hardware-specific (see :attr:`GraphDump.warning`). Load it with
-    ``RunConfig(graph_level="disabled")``: the engine then skips graph optimisation.
+    ``RunConfig().with_options(graph_level="disabled")``: the engine then skips graph optimisation.
 
     Args:
         model: the model.
@@ -187,12 +204,8 @@ def dump_optimized(
         level: graph level to optimise at (default ``all``: fusions and NCHWc layouts).
         config: other run settings (default ``RunConfig(device="cpu(1)")``).
     """
-    from nnperf.runtime import Session
-
     lvl = GraphLevel(level)
-    out = os.fspath(path)
-    cfg = (config or RunConfig(device="cpu(1)")).replace(graph_level=lvl, optimized_model_path=out)
-    Session(model, config=cfg).close()
+    out = _write_dump(model, os.fspath(path), str(lvl), config)
     proto = onnx.load(out)
     return _describe(proto, out, lvl)
 
@@ -208,12 +221,12 @@ def compare_dump_load(
 ) -> Comparison:
     """Load/prepare/warm-up/inference of the original (optimised online at ``level``) vs the dump
     (loaded with optimisation disabled), and their output agreement."""
-    cfg = config or RunConfig(device="cpu(1)")
+    engine, cfg = _dumper(config)
     return compare_before_after(
         model,
         os.fspath(dump_path),
         feeds,
-        config=cfg.replace(graph_level=GraphLevel(level), optimized_model_path=None),
-        after_config=cfg.replace(graph_level=GraphLevel.DISABLED, optimized_model_path=None),
+        config=engine.at_graph_level(cfg, str(level)),
+        after_config=engine.at_graph_level(cfg, "disabled"),
         iters=iters,
     )

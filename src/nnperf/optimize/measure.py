@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.model import ModelSource
 from nnperf.optimize.verify import Agreement, compare_outputs
-from nnperf.types import RunConfig
 
 __all__ = ["Comparison", "StageTimes", "compare_before_after", "format_table", "measure_model"]
 

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import onnx
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelSource
 from nnperf.optimize.editor import ModelEditor, as_proto, get_output_names, get_pure_input_names
 from nnperf.optimize.verify import Agreement, compare_outputs
-from nnperf.types import RunConfig
 
 __all__ = [
     "CalibrationMethod",

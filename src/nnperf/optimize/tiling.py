@@ -14,13 +14,17 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
-from nnperf.types import RunConfig
+from nnperf.runtime.executor import Executor
+
+if TYPE_CHECKING:
+    from nnperf.runtime.session import Session
 
 __all__ = ["Tile", "TilingResult", "plan_tiles", "run_tiled", "split", "stitch", "sweep"]
 
@@ -112,7 +116,7 @@ def stitch(patches: np.ndarray, tiles: Sequence[Tile], height: int, width: int) 
 
 
 def run_tiled(
-    target: Any,
+    target: Session | Executor,
     image: np.ndarray,
     *,
     patch: int,
@@ -137,7 +141,7 @@ def run_tiled(
     tiles = plan_tiles(height, width, patch, overlap)
     batch = split(image, tiles)
     chunks = [batch[i : i + batch_size] for i in range(0, len(batch), batch_size)]
-    if hasattr(target, "submit"):
+    if isinstance(target, Executor):
         futures: list[Future[list[np.ndarray]]] = [target.submit(c) for c in chunks]
         outs = [f.result()[0] for f in futures]
     else:
@@ -182,14 +186,14 @@ def sweep(
     config: RunConfig | None = None,
 ) -> list[TilingResult]:
     """Throughput and engine share per patch size, each checked against a whole-image run."""
-    from nnperf.runtime import Session, hooks
+    from nnperf.runtime import RunEvent, Session
 
     cfg = config or RunConfig(device="cpu(1)")
     _, height, width = image.shape
     engine_ns = [0]
 
     class _Obs:
-        def on_run(self, event: hooks.RunEvent) -> None:
+        def on_run(self, event: RunEvent) -> None:
             engine_ns[0] += event.engine_end_ns - event.engine_start_ns
 
     results = []
@@ -200,7 +204,7 @@ def sweep(
             run_tiled(sess, image, patch=patch, overlap=overlap, batch_size=batch_size)  # warm
             times = []
             engine_ns[0] = 0
-            hooks.add_observer(obs)
+            sess.observers.add(obs)
             try:
                 for _ in range(repeats):
                     t0 = time.perf_counter_ns()
@@ -209,7 +213,7 @@ def sweep(
                     )
                     times.append(time.perf_counter_ns() - t0)
             finally:
-                hooks.remove_observer(obs)
+                sess.observers.remove(obs)
             median_ns = float(np.median(times))
             err = float(np.max(np.abs(out - whole))) if out.shape == whole.shape else None
             results.append(

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelSource
-from nnperf.types import RunConfig
 
 __all__ = [
     "Agreement",

@@ -1,44 +1,40 @@
-"""onnxruntime per-node events: collection on a profiling instance, clock alignment, classes.
+"""Engine operator events in the profiler: collection on a profiling twin, and classes.
 
-onnxruntime can only switch its profiler on when an ``InferenceSession`` is created, and its
-in-memory event list (and JSON file) then grows with every run until ``end_profiling()``. nnperf
-therefore wraps each engine instance of a Session created under ``profile(operators=True)`` in a
-:class:`ProfilingInstance` that holds two sessions: the plain one the Session built and a
-*profiling* one. Runs go to the profiling session while the profiler collects (not paused, and
-fewer than ``max_runs`` runs in the current block); otherwise to the plain one, so the file stops
-growing. At the end of each ``record`` block the profiling session is ended, its JSON parsed and
-deleted, and a fresh profiling session is created for the next block.
-
-Clock: onnxruntime's ``get_profiling_start_time_ns()`` is wall-clock time (``CLOCK_REALTIME``,
-libstdc++'s ``high_resolution_clock``) and each event's ``ts`` is microseconds since that start.
-Measured on Linux with onnxruntime 1.31: the value is ``time.time_ns()``-compatible, not
-``time.perf_counter_ns()``-compatible. nnperf samples ``time.time_ns() - time.perf_counter_ns()``
-when each profiling session starts and converts every event onto ``perf_counter_ns``, the clock
-of the runtime's spans.
+An engine that implements :class:`~nnperf.engines.base.SupportsOperatorProfiling` loads a
+*profiling* instance that records per-operator events (onnxruntime's profiler; OpenVINO's
+``PERF_COUNT``). Recording costs time on every run and, on onnxruntime, grows an event file until
+the profile is ended, so nnperf wraps each engine instance of a Session under
+``profile(operators=True)`` in a :class:`ProfilingInstance` that holds two instances: the plain one
+the Session built and the profiling twin. Runs go to the twin while the profiler collects (not
+paused, and fewer than ``max_runs`` runs in the current block); otherwise to the plain one. At the
+end of each ``record`` block the twin's events are collected (onnxruntime: its profile ended,
+parsed, deleted and a fresh twin started).
 
 Classes (what "external" means here): Furiosa's profiler calls the host-side work around an NPU
-program *external operators* (Quantize, Lower, Unlower, Dequantize). On the CPU execution provider
-everything runs on the same cores, so nnperf's *external* class is the operators that do the same
-job — layout and precision conversion, not the model's arithmetic: ``QuantizeLinear``,
-``DequantizeLinear``, ``Cast``, ``Transpose``, ``Pad``, ``Slice`` and the NCHWc ``ReorderInput``
-(Lower) / ``ReorderOutput`` (Unlower). *copy* is ``Memcpy*`` (host↔device transfers on GPU
-providers). Everything else is *compute*.
+program *external operators* (Quantize, Lower, Unlower, Dequantize). On a CPU everything runs on
+the same cores, so nnperf's *external* class is the operators that do the same job — layout and
+precision conversion, not the model's arithmetic: ``QuantizeLinear``, ``DequantizeLinear``,
+``Cast``, ``Transpose``, ``Pad``, ``Slice``, onnxruntime's NCHWc ``ReorderInput`` (Lower) /
+``ReorderOutput`` (Unlower), and OpenVINO's ``Reorder``, ``Convert`` and ``FakeQuantize``. *copy*
+is ``Memcpy*`` (host↔device transfers on GPU providers). Everything else is *compute*.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from nnperf.engines.base import (
+    EngineInstance,
+    NodePlacement,
+    OperatorEvent,
+    SupportsOperatorProfiling,
+)
+from nnperf.engines.base import ProfilingInstance as ProfilingEngineInstance
 from nnperf.types import TensorDesc
 
 __all__ = [
@@ -47,9 +43,7 @@ __all__ = [
     "OperatorEvent",
     "ProfilingInstance",
     "classify",
-    "clock_offset_ns",
     "op_alias",
-    "read_ort_profile",
 ]
 
 
@@ -74,11 +68,15 @@ EXTERNAL_ALIASES: dict[str, str] = {
     "Transpose": "Transpose",
     "Pad": "Pad",
     "Slice": "Slice",
+    # OpenVINO's runtime graph
+    "Reorder": "Reorder",
+    "Convert": "Cast",
+    "FakeQuantize": "Quantize",
 }
 
 
 def classify(op_type: str) -> OpClass:
-    """Class of an onnxruntime op type (``"Conv"`` → compute, ``"ReorderInput"`` → external)."""
+    """Class of an engine op type (``"Conv"`` → compute, ``"ReorderInput"`` → external)."""
     if op_type in EXTERNAL_ALIASES:
         return OpClass.EXTERNAL
     if op_type.startswith("Memcpy"):
@@ -91,126 +89,28 @@ def op_alias(op_type: str) -> str:
     return EXTERNAL_ALIASES.get(op_type, op_type)
 
 
-@dataclass(frozen=True)
-class OperatorEvent:
-    """One node execution from onnxruntime's profiler, on the ``perf_counter_ns`` clock.
-
-    Attributes:
-        name: node name in the optimised graph (``relu1_nchwc``).
-        op_type: onnxruntime op type (``Conv``, ``ReorderOutput``, ``QuantizeLinear``).
-        provider: execution provider that ran it.
-        start_ns / dur_ns: start (perf_counter_ns) and duration, ns (onnxruntime gives µs).
-        os_thread_id: native id of the thread that ran the node (the caller of ``run``).
-        input_shapes / output_shapes: ``dtype[d0,d1,...]`` strings, one per tensor.
-        input_dtypes: element type of each input (``float``, ``int8``...).
-    """
-
-    name: str
-    op_type: str
-    provider: str
-    start_ns: int
-    dur_ns: int
-    os_thread_id: int
-    input_shapes: tuple[str, ...]
-    output_shapes: tuple[str, ...]
-    input_dtypes: tuple[str, ...] = ()
-
-    @property
-    def end_ns(self) -> int:
-        """End of the node (perf_counter_ns)."""
-        return self.start_ns + self.dur_ns
-
-    @property
-    def op_class(self) -> OpClass:
-        """compute / external / copy."""
-        return classify(self.op_type)
-
-
-def clock_offset_ns(samples: int = 5) -> int:
-    """``time.time_ns() - time.perf_counter_ns()``, from the tightest of ``samples`` readings."""
-    best_gap = None
-    best = 0
-    for _ in range(samples):
-        a = time.perf_counter_ns()
-        w = time.time_ns()
-        b = time.perf_counter_ns()
-        if best_gap is None or b - a < best_gap:
-            best_gap = b - a
-            best = w - (a + b) // 2
-    return best
-
-
-def _shapes(items: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    shapes: list[str] = []
-    dtypes: list[str] = []
-    for item in items or []:
-        if isinstance(item, Mapping):
-            for dtype, dims in item.items():
-                shapes.append(f"{dtype}[{','.join(str(d) for d in dims)}]")
-                dtypes.append(str(dtype))
-    return tuple(shapes), tuple(dtypes)
-
-
-def read_ort_profile(path: str, *, origin_ns: int) -> list[OperatorEvent]:
-    """Parse onnxruntime's profile JSON into node events on the ``perf_counter_ns`` clock.
-
-    Args:
-        path: the file ``end_profiling()`` returned.
-        origin_ns: the profiling start on the perf_counter_ns clock
-            (``get_profiling_start_time_ns() - clock_offset_ns()``).
-    """
-    with open(path, encoding="utf-8") as fh:
-        raw = json.load(fh)
-    events = raw["traceEvents"] if isinstance(raw, Mapping) else raw
-    out: list[OperatorEvent] = []
-    for ev in events:
-        if ev.get("cat") != "Node":
-            continue
-        name = str(ev.get("name", ""))
-        if not name.endswith("_kernel_time"):
-            continue  # fence_before / fence_after markers
-        args = ev.get("args", {})
-        in_shapes, in_dtypes = _shapes(args.get("input_type_shape"))
-        out_shapes, _ = _shapes(args.get("output_type_shape"))
-        out.append(
-            OperatorEvent(
-                name=name[: -len("_kernel_time")],
-                op_type=str(args.get("op_name", "?")),
-                provider=str(args.get("provider", "?")),
-                start_ns=origin_ns + int(ev["ts"]) * 1000,
-                dur_ns=int(ev["dur"]) * 1000,
-                os_thread_id=int(ev.get("tid", 0)),
-                input_shapes=in_shapes,
-                output_shapes=out_shapes,
-                input_dtypes=in_dtypes,
-            )
-        )
-    return out
-
-
 class ProfilingInstance:
-    """An engine instance that can route runs to an onnxruntime *profiling* twin.
+    """An engine instance that can route runs to a profiling twin.
 
     Implements the :class:`~nnperf.engines.base.EngineInstance` protocol by delegation. Built by
-    the profiler's session hook; you do not create one yourself.
+    the profiler's session watcher; you do not create one yourself.
 
     Args:
-        session: the Session whose instance ``index`` is wrapped (its engine, model and config
-            build the profiling twin).
+        session: the Session whose instance ``index`` is wrapped (its engine, which supports
+            operator profiling, its model and config build the twin).
         index: instance index.
-        prefix: file prefix for onnxruntime's JSON (a temporary directory of the profiler).
+        workdir: where the engine may write profile files (a temporary directory).
         max_runs: profiled runs per block; later runs go to the plain instance.
     """
 
-    def __init__(self, session: Any, index: int, *, prefix: str, max_runs: int) -> None:
-        self.plain: Any = session.instances[index]
+    def __init__(self, session: Any, index: int, *, workdir: str, max_runs: int) -> None:
+        self.plain: EngineInstance = session.instances[index]
         self.index = index
         self.session_id = id(session)
         self._session = session
-        self._prefix = prefix
+        self._workdir = workdir
         self.max_runs = max_runs
-        self._profiling: Any = None
-        self._origin_ns = 0
+        self._profiling: ProfilingEngineInstance | None = None
         self._runs = 0
         self._collecting = False
         self._lock = threading.Lock()
@@ -232,7 +132,11 @@ class ProfilingInstance:
     def providers(self) -> tuple[str, ...]:
         return tuple(self.plain.providers)
 
-    def _target(self) -> Any:
+    @property
+    def load_info(self) -> Mapping[str, Any]:
+        return self.plain.load_info
+
+    def _target(self) -> EngineInstance:
         prof = self._profiling
         if prof is not None and self._collecting:
             if self._runs < self.max_runs:
@@ -242,18 +146,15 @@ class ProfilingInstance:
         return self.plain
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        result: list[np.ndarray] = self._target().run(feeds)
-        return result
+        return self._target().run(feeds)
 
     def run_outputs(
         self, names: Sequence[str], feeds: Mapping[str, np.ndarray]
     ) -> list[np.ndarray]:
-        result: list[np.ndarray] = self._target().run_outputs(names, feeds)
-        return result
+        return self._target().run_outputs(names, feeds)
 
-    def placement(self) -> dict[str, str]:
-        result: dict[str, str] = self.plain.placement()
-        return result
+    def placement(self) -> list[NodePlacement]:
+        return self.plain.placement()
 
     def close(self) -> None:
         self.closed = True
@@ -267,34 +168,37 @@ class ProfilingInstance:
         self._collecting = on
 
     def start(self) -> None:
-        """Create a fresh profiling twin (one session load; call outside measured code)."""
+        """Load the profiling twin (one engine load; call outside measured code)."""
         with self._lock:
             if self._profiling is not None or self.closed:
                 return
             s = self._session
+            engine = s.engine
+            assert isinstance(engine, SupportsOperatorProfiling)  # checked by the profiler
             spec = s.device.instances[self.index]
-            prof = s.engine.load(s.model, s.config, spec, profile_prefix=self._prefix)
-            self._origin_ns = int(prof.profiling_start_ns()) - clock_offset_ns()
+            self._profiling = engine.load_profiling(s.model, s.config, spec, workdir=self._workdir)
             self._runs = 0
-            self._profiling = prof
 
     def stop(self) -> list[OperatorEvent]:
-        """End the profiling twin, read and delete its JSON; return its node events."""
+        """Collect the twin's events and release it."""
         with self._lock:
             prof, self._profiling = self._profiling, None
-            if prof is None:
-                return []
-            path = prof.end_profiling()
+        if prof is None:
+            return []
+        try:
+            return prof.collect()
+        finally:
             prof.close()
-            try:
-                return read_ort_profile(path, origin_ns=self._origin_ns)
-            finally:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
 
     def rotate(self) -> list[OperatorEvent]:
-        """End the current twin (returning its events) and start a fresh one."""
-        events = [*self.leftover, *self.stop()]
+        """The events recorded since the last rotation; the twin records afresh."""
+        events = [*self.leftover]
         self.leftover.clear()
-        self.start()
+        with self._lock:
+            prof = self._profiling
+            self._runs = 0
+        if prof is not None:
+            events.extend(prof.collect())
+        else:
+            self.start()
         return events

@@ -1,14 +1,15 @@
 """The span recorder behind :func:`nnperf.profiler.profile`.
 
-A :class:`Profiler` registers a run observer (``nnperf.runtime.hooks``); each query run by a
-Session or Runner while it is active becomes an ``Inference`` span with children (``Validation``,
+A :class:`Profiler` attaches itself as a run observer to every Session (alive when it starts, or
+created while it runs; see :mod:`nnperf.runtime.observers`); each query run by a Session, Runner,
+batcher or pipeline while it is active becomes an ``Inference`` span with children (``Validation``,
 ``QueueWait`` for Runner queries, ``EngineRun``, ``OutputHandling``), nested under the innermost
 open ``record(name)`` block. The observer only appends a tuple per query; spans, ids and operator
 attachment are built when asked for (``spans()``, tables, export), so the measured runs stay cheap.
 
-With ``operators=True``, Sessions created while the profiler is active get onnxruntime per-node
-profiling (see :mod:`nnperf.profiler.engine_events`); node events are attached to the inference
-whose ``EngineRun`` contains them, on the same clock.
+With ``operators=True``, Sessions whose engine supports operator profiling get a profiling twin
+per instance (see :mod:`nnperf.profiler.engine_events`); operator events are attached to the
+inference whose ``EngineRun`` contains them, on the same clock.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from nnperf.engines.base import SupportsOperatorProfiling
 from nnperf.errors import InvalidInputError
 from nnperf.profiler.engine_events import OperatorEvent, ProfilingInstance, classify, op_alias
-from nnperf.runtime import hooks
+from nnperf.runtime import observers as runtime_observers
+from nnperf.runtime.observers import RunEvent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +66,7 @@ class Span:
         parent_span_id: the enclosing span, ``"0000000000000000"`` at the root.
         start_ns / end_ns: interval; ``dur_ns`` = end - start.
         cat: ``Record`` (a ``record()`` block), ``Runtime`` (Inference and its host-side
-            children), ``Engine`` (EngineRun), ``Operator`` (an onnxruntime node).
+            children), ``Engine`` (EngineRun), ``Operator`` (an engine operator).
         name: ``Inference``, ``Validation``, ``QueueWait``, ``EngineRun``, ``OutputHandling``, a
             block's label, or the node name for operators.
         thread_id: native (OS) id of the thread (for operators: the thread that ran the node).
@@ -160,7 +163,7 @@ class Profiler:
         self.max_inferences = max_inferences
         self.trace_id = secrets.token_hex(16)
         self.dropped_inferences = 0
-        self._runs: list[tuple[hooks.RunEvent, int, int]] = []
+        self._runs: list[tuple[RunEvent, int, int]] = []
         self._blocks: list[_Block] = []
         self._stack: list[int] = []
         self._thread_names: dict[int, str] = {}
@@ -172,6 +175,9 @@ class Profiler:
         self.start_ns = 0
         self.end_ns = 0
         self.unattached_operators = 0
+        self._watched: list[Any] = []
+        #: What operator recording costs on the engine that ran (set once a twin exists).
+        self.operator_cost = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> Profiler:
@@ -181,9 +187,8 @@ class Profiler:
         self._active = True
         self.start_ns = time.perf_counter_ns()
         if self.operators:
-            self._tmpdir = tempfile.mkdtemp(prefix="nnperf-ortprof-")
-            hooks.add_session_hook(self._wrap_session)
-        hooks.add_observer(self)
+            self._tmpdir = tempfile.mkdtemp(prefix="nnperf-opprof-")
+        runtime_observers.watch_sessions(self._attach)
         return self
 
     @property
@@ -197,9 +202,11 @@ class Profiler:
             return
         self._active = False
         self.end_ns = time.perf_counter_ns()
-        hooks.remove_observer(self)
+        runtime_observers.unwatch_sessions(self._attach)
+        for watched in self._watched:
+            watched.observers.remove(self)
+        self._watched = []
         if self.operators:
-            hooks.remove_session_hook(self._wrap_session)
             for track in self._tracks:
                 track.proxy.set_collecting(False)
                 track.events.extend(track.proxy.leftover)
@@ -226,7 +233,7 @@ class Profiler:
         self.stop()
 
     # -- observer ---------------------------------------------------------------------------------
-    def on_run(self, event: hooks.RunEvent) -> None:
+    def on_run(self, event: RunEvent) -> None:
         """Run observer: keep the event (called by the runtime on the running thread)."""
         if self._paused:
             return
@@ -239,15 +246,20 @@ class Profiler:
         stack = self._stack
         self._runs.append((event, tid, stack[-1] if stack else -1))
 
-    def _wrap_session(self, session: Any) -> None:
-        """Session hook: wrap each onnxruntime instance with a profiling twin."""
-        if not all(hasattr(i, "end_profiling") for i in session.instances):
-            return  # an engine without per-node profiling
+    def _attach(self, session: Any) -> None:
+        """Session watcher: observe ``session``; in operator mode, give each of its instances a
+        profiling twin when its engine supports operator profiling."""
+        session.observers.add(self)
+        self._watched.append(session)
+        if not self.operators or not isinstance(session.engine, SupportsOperatorProfiling):
+            return
+        if any(isinstance(i, ProfilingInstance) for i in session.instances):
+            return  # already wrapped (by an earlier profiler)
+        self.operator_cost = session.engine.profiling_cost()
         assert self._tmpdir is not None
         for index in range(len(session.instances)):
-            prefix = os.path.join(self._tmpdir, f"s{id(session)}-i{index}")
             proxy = ProfilingInstance(
-                session, index, prefix=prefix, max_runs=self.max_operator_runs
+                session, index, workdir=self._tmpdir, max_runs=self.max_operator_runs
             )
             proxy.start()
             proxy.set_collecting(not self._paused)
@@ -259,7 +271,8 @@ class Profiler:
     def record(self, name: str) -> Iterator[None]:
         """A named block; queries run inside become its children (nested blocks nest).
 
-        With operators on, each block ends its onnxruntime profiling session (bounded files) and
+        With operators on, each block collects its profiling twins' events (onnxruntime: ends its
+        profiling session, so files stay bounded) and
         starts a fresh one, outside the block's own interval.
         """
         if self._paused or not self._active:
@@ -392,7 +405,7 @@ class Profiler:
         return spans
 
     def operator_events(self) -> list[OperatorEvent]:
-        """Raw onnxruntime node events collected so far (perf_counter_ns clock)."""
+        """Raw engine operator events collected so far (perf_counter_ns clock)."""
         return [ev for t in self._tracks for ev in t.events]
 
     def thread_names(self) -> dict[int, str]:
@@ -485,8 +498,9 @@ def profile(
         file: where to write the profile on exit (path or text file); ``None`` writes nothing
             (use the ``print_*`` tables, ``dataframe()`` or ``export_chrome_trace``).
         format: ``"chrome"`` (trace-event JSON, default) or ``"pandas"`` (CSV of ``dataframe()``).
-        operators: also collect onnxruntime per-node events for Sessions *created* inside the
-            block (onnxruntime enables its profiler only at session creation). Default off.
+        operators: also collect per-operator events (onnxruntime's profiler, OpenVINO's
+            ``PERF_COUNT``) for every Session observed, through a profiling twin per instance
+            (engines enable operator recording only when an instance is loaded). Default off.
         max_operator_runs: profiled runs per engine instance per ``record`` block (default 1000);
             later runs are timed as spans but not per node, which bounds onnxruntime's memory
             and file size on long runs.
@@ -515,10 +529,10 @@ def start_env_profiler() -> Profiler | None:
     """Start the process-wide profiler of ``$NNPERF_PROFILER_OUTPUT_PATH`` (once).
 
     Writes at interpreter exit: a ``.csv`` path gets the dataframe, anything else a Chrome
-    trace. ``$NNPERF_PROFILER_OPERATORS=1`` adds onnxruntime per-node events.
+    trace. ``$NNPERF_PROFILER_OPERATORS=1`` adds engine operator events.
     """
     global _ENV_PROFILER
-    path = os.environ.get(hooks.PROFILER_OUTPUT_ENV)
+    path = os.environ.get(runtime_observers.PROFILER_OUTPUT_ENV)
     if not path:
         return None
     with _ENV_LOCK:

@@ -1,4 +1,4 @@
-"""The runtime: sessions, runners and the hooks the profiler uses.
+"""The runtime: sessions, executors (runner, batcher, pipeline), queues, asyncio, observers.
 
 Imports no pandas, HTTP or graph-editing code (checked by ``tests/test_layers.py``).
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from nnperf.runtime.aio import AsyncRunner
 from nnperf.runtime.batching import BatchStats, DynamicBatcher, SplitBatcher, run_split
+from nnperf.runtime.executor import Admitting, Executor, LoopBatching
 from nnperf.runtime.feeds import FeedValidator, Inputs
-from nnperf.runtime.hooks import RunEvent, RunObserver, add_observer, remove_observer
+from nnperf.runtime.observers import Observers, RunEvent, RunObserver
 from nnperf.runtime.pipeline import Pipeline, StageInfo, create_pipeline
 from nnperf.runtime.queue import (
     QueryFailedError,
@@ -21,12 +22,16 @@ from nnperf.runtime.runner import Runner, create_runner
 from nnperf.runtime.session import LoadStages, Session, create, resolve_config
 
 __all__ = [
+    "Admitting",
     "AsyncRunner",
     "BatchStats",
     "DynamicBatcher",
+    "Executor",
     "FeedValidator",
     "Inputs",
     "LoadStages",
+    "LoopBatching",
+    "Observers",
     "Pipeline",
     "QueryFailedError",
     "QueueClosedError",
@@ -38,12 +43,10 @@ __all__ = [
     "SplitBatcher",
     "StageInfo",
     "Submitter",
-    "add_observer",
     "create",
     "create_pipeline",
     "create_queue",
     "create_runner",
-    "remove_observer",
     "resolve_config",
     "run_split",
 ]

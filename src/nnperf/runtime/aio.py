@@ -23,44 +23,25 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
+from nnperf.runtime.executor import Admitting, Executor, LoopBatching
 from nnperf.runtime.feeds import Inputs
+from nnperf.runtime.observers import Observers
 from nnperf.runtime.runner import create_runner
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.types import TensorDesc
 
 __all__ = ["AsyncRunner", "Backend"]
 
 
-class Backend(Protocol):
-    """What :class:`AsyncRunner` needs underneath (Runner and DynamicBatcher both fit)."""
-
-    @property
-    def max_inflight(self) -> int:
-        """Queries the backend accepts at once."""
-        ...
-
-    @property
-    def inputs(self) -> tuple[TensorDesc, ...]:
-        """Model inputs."""
-        ...
-
-    @property
-    def outputs(self) -> tuple[TensorDesc, ...]:
-        """Model outputs."""
-        ...
-
-    def submit(self, inputs: Inputs, *, timeout_s: float | None = None) -> Future[list[np.ndarray]]:
-        """Queue one query."""
-        ...
-
-    def close(self) -> None:
-        """Stop and release resources."""
-        ...
+Backend = Executor
+"""What :class:`AsyncRunner` runs on: any :class:`~nnperf.runtime.executor.Executor` (kept
+under its old name)."""
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
@@ -174,10 +155,12 @@ class AsyncRunner:
         self.backend: Backend = backend
         self._max_inflight = backend.max_inflight
         # A Runner admits queries itself (``offer``): no loop-side bound, no slot round trip.
-        self._offer: Callable[..., None] | None = getattr(backend, "offer", None)
+        self._offer: Callable[..., None] | None = (
+            backend.offer if isinstance(backend, Admitting) else None
+        )
         # Backends that complete asyncio futures themselves (DynamicBatcher) batch their wake-ups.
-        self._submit_async: Callable[..., asyncio.Future[list[np.ndarray]]] | None = getattr(
-            backend, "submit_async", None
+        self._submit_async: Callable[..., asyncio.Future[list[np.ndarray]]] | None = (
+            backend.submit_async if isinstance(backend, LoopBatching) else None
         )
         self._completed: deque[
             tuple[asyncio.Future[list[np.ndarray]], list[np.ndarray] | None, BaseException | None]
@@ -193,6 +176,11 @@ class AsyncRunner:
     def max_inflight(self) -> int:
         """Queries inside the runtime at once; more ``run`` calls wait (asynchronously)."""
         return self._max_inflight
+
+    @property
+    def observers(self) -> Observers:
+        """Who watches the backend's runs."""
+        return self.backend.observers
 
     @property
     def inflight(self) -> int:

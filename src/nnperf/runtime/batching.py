@@ -29,6 +29,7 @@ import numpy as np
 
 from nnperf.errors import InvalidInputError, OverloadedError
 from nnperf.runtime.feeds import FeedValidator, Inputs
+from nnperf.runtime.observers import Observers
 from nnperf.runtime.runner import Runner, Slots
 from nnperf.runtime.session import Session
 from nnperf.types import TensorDesc
@@ -416,6 +417,16 @@ class DynamicBatcher:
     def outputs(self) -> tuple[TensorDesc, ...]:
         """Model outputs."""
         return self.runner.outputs
+
+    @property
+    def observers(self) -> Observers:
+        """Who watches the merged batches' runs (the runner's observers)."""
+        return self.runner.observers
+
+    @property
+    def instances(self) -> int:
+        """Engine instances the batches run on."""
+        return self.runner.instances
 
     def _check_rows(self, rows: int) -> None:
         if not 0 < rows <= self.max_batch_size:

@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from nnperf.device import parse_device
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError, ModelLoadError, OverloadedError
 from nnperf.model import ModelSource, load_model
 from nnperf.runtime.feeds import FeedValidator, Inputs
+from nnperf.runtime.observers import Observers, RunEvent
 from nnperf.runtime.runner import default_max_inflight
 from nnperf.runtime.session import Session, resolve_config
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.types import TensorDesc
 
 __all__ = ["Pipeline", "StageInfo", "create_pipeline"]
 
@@ -97,8 +99,13 @@ class Pipeline:
         outputs: tuple[TensorDesc, ...],
         queue_size: int,
         max_inflight: int,
+        device: str = "",
     ) -> None:
         self.sessions = list(sessions)
+        # One observer list for every stage (each stage session was built with it): a run event
+        # per stage run, ``instance`` and ``stage`` naming the stage.
+        self.observers: Observers = self.sessions[0].observers if self.sessions else Observers()
+        self.device = device
         self.stages = tuple(stages)
         self._inputs = inputs
         self._outputs = outputs
@@ -183,6 +190,9 @@ class Pipeline:
         last = index == len(self.stages) - 1
         put_next = None if last else self._queues[index + 1].put
         release = self._slots.release
+        observers = self.observers
+        session_id = id(self.sessions[index])
+        self.sessions[index].bind_thread(0)
         while True:
             job = get()
             if job is None:
@@ -194,12 +204,18 @@ class Pipeline:
                 release()
                 continue
             env = job.env
+            watched = observers.items
+            start = time.perf_counter_ns() if watched else 0
             try:
                 produced = inst.run_outputs(outs, {n: env[n] for n in names})
             except BaseException as exc:  # the caller gets every error through its future
                 release()
                 fut.set_exception(exc)
+                if watched:
+                    self._emit(session_id, index, job, start, type(exc).__name__)
                 continue
+            if watched:
+                self._emit(session_id, index, job, start, None)
             env.update(zip(outs, produced))
             if last:
                 result = [env[n] for n in self._output_names]
@@ -209,6 +225,28 @@ class Pipeline:
                 job.env = {n: v for n, v in env.items() if n in keep}
                 assert put_next is not None
                 put_next(job)
+
+    def _emit(
+        self, session_id: int, index: int, job: _Job, start_ns: int, error: str | None
+    ) -> None:
+        end = time.perf_counter_ns()
+        first = next(iter(job.env.values()), None)
+        batch = int(first.shape[0]) if isinstance(first, np.ndarray) and first.ndim else 1
+        self.observers.emit(
+            RunEvent(
+                session_id=session_id,
+                instance=index,
+                thread_id=threading.get_ident(),
+                batch=batch,
+                submit_ns=job.submit_ns,
+                start_ns=start_ns,
+                engine_start_ns=start_ns,
+                engine_end_ns=end,
+                end_ns=end,
+                error=error,
+                stage=index,
+            )
+        )
 
     def close(self, *, cancel_pending: bool = False) -> None:
         """Stop accepting queries, finish (or cancel) queued ones, join the stage threads.
@@ -246,6 +284,11 @@ class Pipeline:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def instances(self) -> int:
+        """Engine instances the pipeline runs on (one per stage)."""
+        return len(self.stages)
 
     def __repr__(self) -> str:
         return f"Pipeline(stages={len(self.stages)}, devices={[s.device for s in self.stages]})"
@@ -429,10 +472,15 @@ def create_pipeline(
     inputs = _descs(whole.graph.input, inits)
     outputs = _descs(whole.graph.output, set())
     sessions: list[Session] = []
+    shared = Observers()
     try:
         for proto, inst in zip(protos, instances):
             sessions.append(
-                Session(proto.SerializeToString(), config=cfg.replace(device=inst.label))
+                Session(
+                    proto.SerializeToString(),
+                    config=cfg.replace(device=inst.label),
+                    observers=shared,
+                )
             )
     except BaseException:
         for s in sessions:
@@ -450,4 +498,5 @@ def create_pipeline(
         outputs=outputs,
         queue_size=queue_size,
         max_inflight=limit,
+        device=spec.text,
     )

@@ -31,12 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError, NnperfError, OverloadedError
 from nnperf.model import ModelSource
+from nnperf.runtime.executor import Admitting, Executor
 from nnperf.runtime.feeds import Inputs
 from nnperf.runtime.runner import Runner, Slots
 from nnperf.runtime.session import Session, resolve_config
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.types import TensorDesc, concrete_shape
 
 __all__ = ["QueryFailedError", "QueueClosedError", "Receiver", "Submitter", "create_queue"]
 
@@ -77,7 +79,7 @@ class _Stream:
     """State shared by a Submitter and its Receiver."""
 
     def __init__(
-        self, runner: Runner, input_queue_size: int, output_queue_size: int | None
+        self, runner: Executor, input_queue_size: int, output_queue_size: int | None
     ) -> None:
         self.runner = runner
         self.input_queue_size = input_queue_size
@@ -85,7 +87,9 @@ class _Stream:
         # Runners take queries past their in-flight bound (``offer``) and admit them as slots
         # free; ``room`` then bounds those inside plus those waiting. Other backends (batcher,
         # pipeline) bound their own submit.
-        self.offer: Callable[..., None] | None = getattr(runner, "offer", None)
+        self.offer: Callable[..., None] | None = (
+            runner.offer if isinstance(runner, Admitting) else None
+        )
         capacity = runner.max_inflight + input_queue_size
         self.room = Slots(capacity) if self.offer is not None else None
         # Results not yet received are bounded by the queries inside, those waiting, and the
@@ -141,16 +145,13 @@ class Submitter:
         return self._stream.runner.outputs
 
     @property
-    def runner(self) -> Runner:
+    def runner(self) -> Executor:
         """The runner whose workers run the queries."""
         return self._stream.runner
 
     def allocate(self) -> list[np.ndarray]:
         """Zero-filled input arrays of the model's shapes (symbolic dims as 1), in input order."""
-        return [
-            np.zeros([d if isinstance(d, int) else 1 for d in t.shape], dtype=t.dtype)
-            for t in self.inputs
-        ]
+        return [np.zeros(concrete_shape(t, default=1), dtype=t.dtype) for t in self.inputs]
 
     def submit(
         self, inputs: Inputs, *, context: Any = None, timeout_s: float | None = None
@@ -347,6 +348,7 @@ def create_queue(
     config: RunConfig | str | None = None,
     input_queue_size: int | None = None,
     output_queue_size: int | None = None,
+    engine: str | None = None,
 ) -> tuple[Submitter, Receiver]:
     """Load ``model`` and return the two ends of a query queue.
 
@@ -360,6 +362,7 @@ def create_queue(
             inside, before ``submit`` blocks (default 100).
         output_queue_size: finished results that may wait for ``recv`` before ``submit`` blocks;
             ``None`` (default): no bound.
+        engine: ``onnxruntime`` (default) or ``openvino``; default: the config's.
 
     Returns:
         ``(submitter, receiver)``. Close the receiver (or use both as context managers) to stop
@@ -370,7 +373,9 @@ def create_queue(
     """
     _check_size("input_queue_size", input_queue_size)
     _check_size("output_queue_size", output_queue_size)
-    cfg = resolve_config(config, device=device, batch_size=batch_size, workers=workers)
+    cfg = resolve_config(
+        config, device=device, batch_size=batch_size, workers=workers, engine=engine
+    )
     session = Session(model, config=cfg)
     try:
         runner = Runner(session, workers=cfg.workers)
@@ -394,16 +399,16 @@ def _future_done(
 
 
 def queue_over(
-    runner: Runner,
+    runner: Executor,
     *,
     input_queue_size: int | None = None,
     output_queue_size: int | None = None,
 ) -> tuple[Submitter, Receiver]:
     """The two ends of a query queue over an existing runner-like backend.
 
-    ``runner`` may be a :class:`Runner`, a ``DynamicBatcher`` or a ``Pipeline`` (anything with
-    ``submit``, ``max_inflight``, ``inputs``, ``outputs`` and ``close(cancel_pending=)``); the
-    receiver closes it when the stream ends or is closed. ``nnperf bench --api queue`` uses this.
+    ``runner`` is any :class:`~nnperf.runtime.executor.Executor` (a :class:`Runner`, a
+    ``DynamicBatcher`` or a ``Pipeline``); the receiver closes it when the stream ends or is
+    closed. ``nnperf bench --api queue`` uses this.
     ``input_queue_size`` (default 100) applies to a Runner; the others bound their own submit.
     """
     _check_size("input_queue_size", input_queue_size)

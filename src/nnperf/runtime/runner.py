@@ -20,17 +20,17 @@ from types import TracebackType
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError, OverloadedError
 from nnperf.model import ModelSource
-from nnperf.runtime import hooks
+from nnperf.runtime.executor import Done
 from nnperf.runtime.feeds import Inputs
+from nnperf.runtime.observers import Observers, RunEvent
 from nnperf.runtime.session import Session, _batch_of, resolve_config
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.types import TensorDesc
 
 __all__ = ["MAX_INFLIGHT_ENV", "Done", "Runner", "Slots", "create_runner", "default_max_inflight"]
 
-Done = Callable[[list[np.ndarray] | None, BaseException | None], None]
-"""Completion callback of :meth:`Runner.submit_call`: ``done(outputs, None)`` or ``done(None, error)``."""
 
 MAX_INFLIGHT_ENV = "NNPERF_MAX_INFLIGHT"
 
@@ -176,6 +176,7 @@ class Runner:
             close_session: close ``session`` when the runner closes (default true).
         """
         self.session = session
+        self._observers = session.observers
         self._close_session = close_session
         n_instances = len(session.instances)
         self.workers = workers or session.config.workers or n_instances
@@ -216,6 +217,16 @@ class Runner:
     def outputs(self) -> tuple[TensorDesc, ...]:
         """Model outputs."""
         return self.session.outputs
+
+    @property
+    def observers(self) -> Observers:
+        """Who watches this runner's runs (its session's observers)."""
+        return self._observers
+
+    @property
+    def instances(self) -> int:
+        """Engine instances the workers run on."""
+        return len(self.session.instances)
 
     @property
     def free_slots(self) -> int:
@@ -301,7 +312,7 @@ class Runner:
         """
         submit_ns = time.perf_counter_ns()
         feeds = self._check(inputs, outputs)
-        queued_ns = submit_ns if hooks._OBSERVERS else 0
+        queued_ns = submit_ns if self._observers.items else 0
         job = _Job(feeds, None, submit_ns, outputs, queued_ns, done, dropped)
         parked = self._parked
         with self._close_lock:
@@ -366,7 +377,7 @@ class Runner:
                 f"{self.max_inflight} queries already in flight and none finished within "
                 f"{timeout_s} s; retry later, or raise max_inflight / ${MAX_INFLIGHT_ENV}"
             )
-        queued_ns = time.perf_counter_ns() if hooks._OBSERVERS else 0
+        queued_ns = time.perf_counter_ns() if self._observers.items else 0
         with self._close_lock:
             if self._closed:
                 self._slots.release()
@@ -389,6 +400,7 @@ class Runner:
 
     def _work(self, index: int) -> None:
         inst = self.session.bind_thread(index)
+        obs_list = self._observers
         get = self._queue.get
         release = self._release
         while True:
@@ -403,7 +415,7 @@ class Runner:
                 release()
                 _call(job.done, None, CancelledError())
                 continue
-            observers = hooks._OBSERVERS
+            observers = obs_list.items
             start = time.perf_counter_ns() if observers else 0
             error: str | None = None
             try:
@@ -428,7 +440,7 @@ class Runner:
                 else:
                     fut.set_result(result)
             if observers:
-                event = hooks.RunEvent(
+                event = RunEvent(
                     session_id=id(self.session),
                     instance=index,
                     thread_id=threading.get_ident(),
@@ -511,6 +523,8 @@ def create_runner(
     workers: int | None = None,
     batch_size: int | None = None,
     config: RunConfig | str | None = None,
+    engine: str | None = None,
+    precision: str | None = None,
 ) -> Runner:
     """Load ``model`` on every instance of ``device`` and start ``workers`` worker threads.
 
@@ -520,6 +534,15 @@ def create_runner(
         workers: worker threads (default: one per instance).
         batch_size: fix the model's free batch dimension.
         config: a :class:`RunConfig` or a JSON config path.
+        engine: ``onnxruntime`` (default) or ``openvino``; default: the config's.
+        precision: ``f32`` (default), ``bf16`` or ``f16`` where the engine offers it.
     """
-    cfg = resolve_config(config, device=device, batch_size=batch_size, workers=workers)
+    cfg = resolve_config(
+        config,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+        precision=precision,
+    )
     return Runner(Session(model, config=cfg), workers=cfg.workers)

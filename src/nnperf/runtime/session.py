@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 
 from nnperf.device import DeviceSpec, parse_device
-from nnperf.engines.base import Engine, EngineInstance, get_engine
+from nnperf.engines.base import Engine, EngineInstance, EngineOptions
+from nnperf.engines.config import RunConfig
+from nnperf.engines.registry import get_engine
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelBlob, ModelSource, load_model
-from nnperf.runtime import hooks
 from nnperf.runtime.feeds import FeedValidator, Inputs
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.runtime.observers import Observers, RunEvent, session_created
+from nnperf.types import TensorDesc
 
 __all__ = ["LoadStages", "Session", "create", "resolve_config"]
 
@@ -30,11 +32,15 @@ class LoadStages:
 
     Attributes:
         load_ns: reading the model (file, zoo build or bytes) and checking it.
-        prepare_ns: creating every engine instance (graph optimisation, kernel prepacking).
+        prepare_ns: creating every engine instance (graph optimisation, kernel prepacking,
+            compilation or a cached blob's import).
+        engine: what the engine reported for each instance (``load_info``: e.g. OpenVINO's
+            ``compile_ms`` or ``cache_load_ms`` and ``cache`` hit/miss), one mapping per instance.
     """
 
     load_ns: int
     prepare_ns: int
+    engine: tuple[Mapping[str, Any], ...] = ()
 
 
 def resolve_config(
@@ -43,10 +49,14 @@ def resolve_config(
     device: str | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    engine: str | None = None,
+    precision: str | None = None,
+    options: EngineOptions | Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """Merge explicit keyword arguments over a config (object or JSON file path).
 
-    Explicit arguments win over the config; the config wins over ``$NNPERF_DEVICES``.
+    Explicit arguments win over the config; the config wins over ``$NNPERF_DEVICES``. A new
+    ``engine`` without ``options`` starts from that engine's default options.
     """
     if config is None:
         cfg = RunConfig()
@@ -65,6 +75,12 @@ def resolve_config(
         changes["batch_size"] = batch_size
     if workers is not None:
         changes["workers"] = workers
+    if engine is not None:
+        changes["engine"] = engine
+    if precision is not None:
+        changes["precision"] = precision
+    if options is not None:
+        changes["options"] = options
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -73,6 +89,10 @@ class Session:
 
     Thread-safe: concurrent callers are spread over the device's instances (one per calling
     thread, round robin). Use :func:`create` to build one.
+
+    Attributes:
+        observers: who watches this session's runs (and those of the Runner, queue or batcher
+            built over it); see :mod:`nnperf.runtime.observers`.
     """
 
     def __init__(
@@ -81,14 +101,23 @@ class Session:
         *,
         config: RunConfig,
         engine: Engine | None = None,
+        observers: Observers | None = None,
     ) -> None:
-        hooks.start_env_profiler()
+        """Load ``model`` on every instance of ``config.device`` with ``config.engine``.
+
+        Args:
+            model: path, ``zoo:NAME``, bytes, ``onnx.ModelProto`` or a loaded ``ModelBlob``.
+            config: how to run it.
+            engine: an engine object to use instead of the registry's ``config.engine``.
+            observers: an observer list to share (a pipeline's stages share one); default: new.
+        """
+        self.observers = observers if observers is not None else Observers()
         t0 = time.perf_counter_ns()
         self.model: ModelBlob = load_model(model)
         t1 = time.perf_counter_ns()
         self.config = config
         self.device: DeviceSpec = parse_device(config.device)
-        self.engine: Engine = engine or get_engine()
+        self.engine: Engine = engine or get_engine(config.engine)
         self.instances: list[EngineInstance] = []
         try:
             for spec in self.device.instances:
@@ -97,9 +126,11 @@ class Session:
             self.close()
             raise
         t2 = time.perf_counter_ns()
-        self.stages = LoadStages(load_ns=t1 - t0, prepare_ns=t2 - t1)
-        for hook in hooks._SESSION_HOOKS:
-            hook(self)
+        self.stages = LoadStages(
+            load_ns=t1 - t0,
+            prepare_ns=t2 - t1,
+            engine=tuple(dict(i.load_info) for i in self.instances),
+        )
         first = self.instances[0]
         self._validator = FeedValidator(first.inputs)
         self._output_names = [o.name for o in first.outputs]
@@ -107,6 +138,7 @@ class Session:
         self._local = threading.local()
         self._counter = itertools.count()
         self._single = first if len(self.instances) == 1 else None
+        session_created(self)
 
     # -- metadata -------------------------------------------------------------------------------
     @property
@@ -137,6 +169,7 @@ class Session:
             + ", ".join(s.label for s in self.device.instances)
             + ")"
         )
+        lines.append(f"Engine: {self.engine.name} {self.engine.version}")
         lines.append(f"Providers: {', '.join(self.instances[0].providers)}")
         return "\n".join(lines)
 
@@ -153,7 +186,8 @@ class Session:
 
         On a pinned device (``cpu:0,cpu:1``) the thread is also pinned to the instance's first
         core: the calling thread is the instance's first compute thread, and onnxruntime pins the
-        others (see ``engines.onnxruntime.affinity_string``). Worker threads call this once.
+        others (onnxruntime's ``intra_op_thread_affinities``; OpenVINO's stream threads inherit
+        the affinity they were compiled under). Worker threads call this once.
         """
         index %= len(self.instances)
         self._local.index = index
@@ -173,7 +207,7 @@ class Session:
             InvalidInputError: a wrong name, dtype, rank or shape (nothing reached the engine).
             EngineError: the engine failed.
         """
-        if hooks._OBSERVERS or self._closed:
+        if self.observers.items or self._closed:
             if self._closed:
                 raise InvalidInputError("session is closed; create a new one with nnperf.create()")
             return self._observed(None, inputs)
@@ -201,7 +235,7 @@ class Session:
                 f"run_with: unknown output(s) {unknown or '(none given)'}; expected names among "
                 f"{self._output_names}"
             )
-        if hooks._OBSERVERS:
+        if self.observers.items:
             return self._observed(list(outputs), inputs)
         feeds = self._validator.normalise(inputs)
         return self._instance()[1].run_outputs(list(outputs), feeds)
@@ -225,7 +259,7 @@ class Session:
             raise
         finally:
             end = time.perf_counter_ns()
-            event = hooks.RunEvent(
+            event = RunEvent(
                 session_id=id(self),
                 instance=index,
                 thread_id=threading.get_ident(),
@@ -237,8 +271,7 @@ class Session:
                 end_ns=end,
                 error=error,
             )
-            for obs in hooks._OBSERVERS:
-                obs.on_run(event)
+            self.observers.emit(event)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -259,7 +292,10 @@ class Session:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Session(model={self.model.name!r}, device={self.device.text!r})"
+        return (
+            f"Session(model={self.model.name!r}, engine={self.engine.name!r}, "
+            f"device={self.device.text!r})"
+        )
 
 
 def _batch_of(inputs: Any) -> int:
@@ -280,6 +316,9 @@ def create(
     device: str | None = None,
     batch_size: int | None = None,
     config: RunConfig | str | None = None,
+    engine: str | None = None,
+    precision: str | None = None,
+    options: EngineOptions | Mapping[str, Any] | None = None,
 ) -> Session:
     """Load ``model`` on ``device`` and return a synchronous :class:`Session`.
 
@@ -289,9 +328,20 @@ def create(
             the config's, then ``$NNPERF_DEVICES``, then ``cpu``.
         batch_size: fix the model's free batch dimension.
         config: a :class:`RunConfig` or the path of a JSON config (``nnperf tune`` writes one).
+        engine: ``onnxruntime`` (default) or ``openvino``; default: the config's.
+        precision: ``f32`` (default), ``bf16`` or ``f16`` where the engine offers it.
+        options: the engine's own options (its options type, or a mapping of its fields).
 
     Raises:
-        ModelLoadError, NotFoundError, InvalidInputError, UnsupportedError.
+        ModelLoadError, NotFoundError, InvalidInputError, UnsupportedError,
+        MissingDependencyError (the engine is not installed).
     """
-    cfg = resolve_config(config, device=device, batch_size=batch_size)
+    cfg = resolve_config(
+        config,
+        device=device,
+        batch_size=batch_size,
+        engine=engine,
+        precision=precision,
+        options=options,
+    )
     return Session(model, config=cfg)

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.engines.config import RunConfig
+from nnperf.engines.registry import get_engine
 from nnperf.errors import (
     InvalidInputError,
     ModelLoadError,
@@ -44,11 +46,11 @@ from nnperf.protocol import (
     Tensor,
     datatype_of,
 )
-from nnperf.runtime import hooks
 from nnperf.runtime.aio import AsyncRunner
 from nnperf.runtime.feeds import Inputs
+from nnperf.runtime.observers import RunEvent
 from nnperf.serve.metrics import ServeMetrics
-from nnperf.types import RunConfig, TensorDesc
+from nnperf.types import TensorDesc
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT",
@@ -205,7 +207,8 @@ def load_serve_config(path: str | Path, *, base: ModelSettings) -> list[ModelSet
 
 
 class _RunStats:
-    """One hooks observer per data plane: batch sizes and engine times of its models' runs."""
+    """One observer per data plane, attached to each served model's runtime: batch sizes and
+    engine times of its models' runs."""
 
     def __init__(self, metrics: ServeMetrics) -> None:
         self.metrics = metrics
@@ -213,7 +216,7 @@ class _RunStats:
         self.runs: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
-    def on_run(self, event: hooks.RunEvent) -> None:
+    def on_run(self, event: RunEvent) -> None:
         name = self.models.get(event.session_id)
         if name is None or event.error is not None:
             return
@@ -435,6 +438,16 @@ class ServedModel:
         )
 
     # -- metadata ---------------------------------------------------------------------------------
+    @property
+    def engine_name(self) -> str:
+        """The engine serving this model (``onnxruntime``, ``openvino``)."""
+        return self.settings.config.engine
+
+    @property
+    def platform(self) -> str:
+        """The v2 ``platform`` string, from the engine (``onnxruntime_onnx``, ``openvino_onnx``)."""
+        return get_engine(self.engine_name).platform
+
     def metadata(self) -> dict[str, Any]:
         """The v2 model metadata object."""
 
@@ -448,7 +461,7 @@ class ServedModel:
         return {
             "name": self.name,
             "versions": [self.version],
-            "platform": "onnxruntime_onnx",
+            "platform": self.platform,
             "inputs": [desc(d) for d in self.inputs],
             "outputs": [desc(d) for d in self.outputs],
         }
@@ -466,8 +479,8 @@ class ServedModel:
 
         cfg: dict[str, Any] = {
             "name": self.name,
-            "platform": "onnxruntime_onnx",
-            "backend": "onnxruntime",
+            "platform": self.platform,
+            "backend": self.engine_name,
             "max_batch_size": 0,
             "input": [entry(d) for d in self.inputs],
             "output": [entry(d) for d in self.outputs],
@@ -609,7 +622,6 @@ class DataPlane:
         self.server_name = server_name
         self.models: dict[str, ServedModel] = {}
         self._stats = _RunStats(self.metrics)
-        self._observing = False
         self._started = False
         self._draining = False
         self._lock: asyncio.Lock | None = None
@@ -620,9 +632,6 @@ class DataPlane:
         if self._started:
             return
         self._started = True
-        if not self._observing:
-            hooks.add_observer(self._stats)
-            self._observing = True
         for settings in self.pending:
             await self.add_model(settings)
         if self.repository is not None:
@@ -645,6 +654,7 @@ class DataPlane:
         sid = model.session_id()
         if sid is not None:
             self._stats.models[sid] = settings.name
+        model.runner.observers.add(self._stats)
         return model
 
     async def load_model(self, name: str) -> ServedModel:
@@ -689,9 +699,6 @@ class DataPlane:
                 m.answered,
             )
         self.models.clear()
-        if self._observing:
-            hooks.remove_observer(self._stats)
-            self._observing = False
 
     @property
     def draining(self) -> bool:

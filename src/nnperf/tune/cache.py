@@ -7,8 +7,8 @@ A cache file holds one tuning result::
 Because the winning configuration sits under ``"config"``, the file is also a run-config file:
 ``nnperf bench --config FILE``, ``nnperf.create(config=FILE)`` and ``RunConfig.load(FILE)`` read it.
 
-The key names what the result depends on: the model's sha256 (and any variants'), the engine and
-its version, the CPU model, the core count and the objective. A file whose key matches is a hit and
+The key names what the result depends on: the model's sha256 (and any variants'), the engines that
+ran and their versions, the CPU model, the core count, the objective and what was searched. A file whose key matches is a hit and
 is reused without measuring; a different key is a miss (the file is re-tuned and overwritten). A
 file with the tune schema but a broken body is rebuilt with a warning; a file that is not a tune
 cache at all (not JSON, or another schema) is an error, so a mistyped ``--cache`` never overwrites
@@ -27,7 +27,8 @@ from typing import Any
 
 from nnperf.bench.machine import cpu_model
 from nnperf.device import available_cores
-from nnperf.engines.base import get_engine
+from nnperf.engines.config import RunConfig
+from nnperf.engines.registry import DEFAULT_ENGINE, get_engine
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelBlob
 
@@ -53,6 +54,8 @@ def cache_key(
     *,
     variants: Sequence[ModelBlob] = (),
     cores: int | None = None,
+    engines: Sequence[str] = (DEFAULT_ENGINE,),
+    space: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a tuning result depends on.
 
@@ -61,16 +64,17 @@ def cache_key(
         objective: the objective's ``to_dict()``.
         variants: extra model variants searched alongside.
         cores: logical CPUs (default: those available to this process).
+        engines: the engines the search ran (their versions are part of the key).
+        space: what was searched beyond the defaults (e.g. precisions, min cosine), if anything.
     """
-    engine = get_engine()
     return {
         "model_sha256": model.sha256,
         "variants_sha256": [v.sha256 for v in variants],
-        "engine": engine.name,
-        "engine_version": engine.version,
+        "engines": {name: get_engine(name).version for name in engines},
         "cpu": cpu_model(),
         "cores": cores if cores is not None else len(available_cores()),
         "objective": dict(objective),
+        **({"space": dict(space)} if space else {}),
     }
 
 
@@ -118,8 +122,6 @@ def read_cache(path: str | os.PathLike[str], key: Mapping[str, Any]) -> dict[str
         )
     try:
         cached_key = data["key"]
-        from nnperf.types import RunConfig
-
         RunConfig.from_dict(data["config"])
         if not isinstance(cached_key, dict) or not isinstance(data.get("candidates", []), list):
             raise TypeError("key or candidates has the wrong type")

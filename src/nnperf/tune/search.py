@@ -356,7 +356,7 @@ class TuneResult:
         by_label = {c.label: c for c in cands}
         winner = by_label.get(str(data.get("winner")))
         if winner is None:
-            from nnperf.types import RunConfig
+            from nnperf.engines.config import RunConfig
 
             winner = CandidateResult(
                 Candidate(RunConfig.from_dict(data["config"]), str(data.get("variant", "base"))),
@@ -646,6 +646,8 @@ def tune(
     devices: Sequence[str] | None = None,
     batch_sizes: Sequence[int] | None = None,
     variants: Mapping[str, ModelSource] | None = None,
+    engines: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
     space: SearchSpace | None = None,
     warmup_iters: int = 1,
     min_noise: float = 0.02,
@@ -670,6 +672,9 @@ def tune(
         batch_sizes: batch sizes to try when the batch axis is free (default 1, 2, 4, 8).
         variants: extra model variants ``{name: model}`` (e.g. fp16 or int8 files) searched as
             another primary axis.
+        engines: engines to compare (default onnxruntime; e.g. ``["onnxruntime", "openvino"]``).
+        precisions: inference precisions to try where an engine offers them (default ``f32``;
+            ``["f32", "bf16", "f16"]`` searches every one offered).
         space: an explicit search space (overrides ``devices`` and ``batch_sizes``).
         warmup_iters: warm-up runs per instance before each measurement (default 1).
         min_noise: the smallest relative noise assumed when comparing (default 0.02 = 2 %).
@@ -698,18 +703,27 @@ def tune(
         raise InvalidInputError(
             f"variants: the name {BASE_VARIANT!r} is reserved for the tuned model; rename it"
         )
-    key = cache_key(blob, obj.to_dict(), variants=list(var_blobs.values()))
-    if cache is not None:
-        hit = read_cache(cache, key)
-        if hit is not None:
-            return TuneResult.from_dict(hit, from_cache=True)
     sp = space or build_space(
         blob,
         throughput=obj.kind == "throughput",
         devices=devices,
         batch_sizes=batch_sizes,
         variants=tuple(var_blobs),
+        engines=engines,
+        precisions=precisions,
     )
+    searched = {"precisions": {e: list(p) for e, p in sp.precisions.items()}}
+    key = cache_key(
+        blob,
+        obj.to_dict(),
+        variants=list(var_blobs.values()),
+        engines=sp.engines,
+        space=searched if any(p != ("f32",) for p in sp.precisions.values()) else None,
+    )
+    if cache is not None:
+        hit = read_cache(cache, key)
+        if hit is not None:
+            return TuneResult.from_dict(hit, from_cache=True)
     result = _search(
         {BASE_VARIANT: blob, **var_blobs},
         obj,
@@ -757,7 +771,6 @@ def _search(
         seed=seed,
     )
     primary = space.primary()
-    primary_default = primary[0].config.replace(workers=None, batch_size=None)
     n_var_points = 2 if len(primary) > 1 else 1
     n_variations = len(space.variations(primary[0])) * n_var_points if primary else 0
     for c in primary:
@@ -814,11 +827,7 @@ def _search(
             # knob at its default) runs in the final too, so a knob that only won by noise loses
             # the tie-break to the configuration without it.
             for lab in list(pool):
-                cand = s.cands[lab]
-                simple = Candidate(
-                    config=primary_default.replace(device=cand.config.device),
-                    variant=cand.variant,
-                )
+                simple = space.simpler(s.cands[lab])
                 if simple.label not in pool and simple.label not in s.errors:
                     s.add(simple)
                     pool.append(simple.label)

@@ -2,18 +2,22 @@
 
 The space has two kinds of axis:
 
-* **primary** axes change how work is spread over the hardware and dominate the result: the device
-  split ``cpu(T)*N`` (every factorisation ``T x N`` of the available cores), the host workers
-  feeding the instances, the batch size (only when the model's batch axis is free and the
-  objective is throughput), and the model variant (fp32 / fp16 / int8 files the user passes);
-* **secondary** axes are engine knobs that rarely change the ranking of primary points: graph
-  optimisation level, weight prepacking, memory pattern, execution mode, and on CUDA the cuDNN
-  convolution algorithm search and CUDA-graph replay.
+* **primary** axes change how work is spread over the hardware and dominate the result: the
+  engine (onnxruntime, OpenVINO) and its inference precision (f32; bf16/f16 where the engine and
+  CPU offer them), the device split ``cpu(T)*N`` (every factorisation ``T x N`` of the available
+  cores), the host workers feeding the instances, the batch size (only when the model's batch axis
+  is free and the objective is throughput), and the model variant (fp32 / fp16 / int8 files the
+  user passes, or int8 models built by ``quantize``);
+* **secondary** axes are each engine's own knobs that rarely change the ranking of primary
+  points: the engine proposes them (:meth:`nnperf.engines.base.Engine.variations`: onnxruntime's
+  graph level, prepacking, memory pattern, execution mode, and on CUDA cuDNN's algorithm search
+  and CUDA graphs; OpenVINO's performance hints).
 
-:meth:`SearchSpace.primary` is the full grid of primary axes with every secondary knob at its
-default; :meth:`SearchSpace.variations` moves one secondary knob at a time away from its default
-around a given primary point; :meth:`SearchSpace.grid` is the exhaustive product of everything
-(what ``benchmarks/tune.py`` compares the search against).
+:meth:`SearchSpace.primary` is the full grid of primary axes with every engine knob at its
+default; :meth:`SearchSpace.variations` moves one knob at a time away from its default around a
+given primary point; :meth:`SearchSpace.grid` is every primary point with its defaults and with
+each variation (what ``benchmarks/tune.py`` compares the search against). The space proposes;
+:mod:`nnperf.tune.search` measures and decides.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnperf.device import available_cores, parse_device
+from nnperf.engines.config import RunConfig
+from nnperf.engines.registry import DEFAULT_ENGINE, get_engine
 from nnperf.errors import InvalidInputError
-from nnperf.model import ModelBlob
-from nnperf.types import ExecutionMode, GraphLevel, RunConfig
+from nnperf.model import ModelBlob, graph_io
 
 __all__ = [
     "BASE_VARIANT",
@@ -40,7 +45,6 @@ __all__ = [
 BASE_VARIANT = "base"
 """Name of the model the user tunes (as opposed to an extra variant file)."""
 
-_CUDA_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
 _DEFAULT_BATCHES = (1, 2, 4, 8)
 
 
@@ -72,18 +76,8 @@ def batch_axis_free(model: ModelBlob) -> bool:
 
     Only then can ``batch_size`` be overridden without re-exporting the model.
     """
-    import onnx
-
-    proto = onnx.ModelProto.FromString(model.data)
-    inits = {i.name for i in proto.graph.initializer}
-    inputs = [vi for vi in proto.graph.input if vi.name not in inits]
-    if not inputs:
-        return False
-    for vi in inputs:
-        dims = vi.type.tensor_type.shape.dim
-        if not dims or not (dims[0].HasField("dim_param") and dims[0].dim_param):
-            return False
-    return True
+    inputs = graph_io(model).inputs
+    return bool(inputs) and all(d.shape and isinstance(d.shape[0], str) for d in inputs)
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,6 @@ class Candidate:
         Used to break ties within measurement noise: the simpler configuration wins.
         """
         c = self.config
-        d = RunConfig()
         score = 0
         if self.instances > 1:
             score += 1
@@ -120,36 +113,22 @@ class Candidate:
             score += 1
         if self.variant != BASE_VARIANT:
             score += 1
-        for name in ("graph_level", "prepack", "mem_pattern", "execution_mode", "cuda_graph"):
-            if getattr(c, name) != getattr(d, name):
-                score += 1
-        score += len(c.provider_options)
-        return score
+        if c.engine != DEFAULT_ENGINE:
+            score += 1
+        if c.precision != "f32":
+            score += 1
+        return score + c.engine_options.complexity()
 
     @property
     def label(self) -> str:
-        """A compact, unique description, e.g. ``cpu(1)*2 w4 b8 level=extended``."""
-        c = self.config
-        parts = [c.device or "cpu"]
-        if c.workers is not None:
-            parts.append(f"w{c.workers}")
-        if c.batch_size is not None:
-            parts.append(f"b{c.batch_size}")
-        if c.graph_level is not GraphLevel.ALL:
-            parts.append(f"level={c.graph_level.value}")
-        if not c.prepack:
-            parts.append("no-prepack")
-        if not c.mem_pattern:
-            parts.append("no-mem-pattern")
-        if c.execution_mode is not ExecutionMode.SEQUENTIAL:
-            parts.append(c.execution_mode.value)
-        for opts in c.provider_options.values():
-            parts.extend(f"{k}={v}" for k, v in sorted(opts.items()))
-        if c.cuda_graph:
-            parts.append("cuda-graph")
+        """A compact, unique description, e.g. ``cpu(1)*2 w4 b8 level=extended`` or
+        ``openvino cpu(1)*2 bf16 [int8]`` (the default engine is not named)."""
+        words = self.config.describe().split(" ")
+        if words[0] == DEFAULT_ENGINE:
+            words = words[1:]
         if self.variant != BASE_VARIANT:
-            parts.append(f"[{self.variant}]")
-        return " ".join(parts)
+            words.append(f"[{self.variant}]")
+        return " ".join(words)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -166,36 +145,31 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The axes to search. The first value of every secondary axis is its default.
+    """The axes to search.
 
     Attributes:
         devices: device strings (``cpu(2)``, ``cpu(1)*2``...).
         workers_per_instance: host threads per instance; 1 maps to ``workers=None`` (the default).
         batch_sizes: rows per query; 1 maps to ``batch_size=None``.
         variants: model variant names (``"base"`` first).
-        graph_levels: graph optimisation levels (default ``all`` first).
-        prepack: weight prepacking values (default ``True`` first).
-        mem_pattern: memory-pattern values (default ``True`` first).
-        execution_modes: sequential (default) first.
-        cudnn_conv_algo_search: cuDNN algorithm search modes (CUDA only; empty elsewhere).
-        cuda_graph: CUDA-graph replay values (CUDA only; ``(False,)`` elsewhere).
-        base: settings every candidate inherits (e.g. ``spinning``, ``max_inflight``).
+        engines: engines to compare (default onnxruntime only).
+        precisions: inference precisions per engine (default ``f32`` only); ``f32`` first.
+        knobs: whether each engine's own knobs are varied around the best points (default on).
+        base: settings every candidate inherits (e.g. ``max_inflight``); its engine options are
+            the starting point for the engine they belong to.
     """
 
     devices: tuple[str, ...]
     workers_per_instance: tuple[int, ...] = (1,)
     batch_sizes: tuple[int, ...] = (1,)
     variants: tuple[str, ...] = (BASE_VARIANT,)
-    graph_levels: tuple[GraphLevel, ...] = (GraphLevel.ALL,)
-    prepack: tuple[bool, ...] = (True,)
-    mem_pattern: tuple[bool, ...] = (True,)
-    execution_modes: tuple[ExecutionMode, ...] = (ExecutionMode.SEQUENTIAL,)
-    cudnn_conv_algo_search: tuple[str, ...] = ()
-    cuda_graph: tuple[bool, ...] = (False,)
+    engines: tuple[str, ...] = (DEFAULT_ENGINE,)
+    precisions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    knobs: bool = True
     base: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        for name in ("devices", "workers_per_instance", "batch_sizes", "variants"):
+        for name in ("devices", "workers_per_instance", "batch_sizes", "variants", "engines"):
             if not getattr(self, name):
                 raise InvalidInputError(f"search space: {name} is empty; expected at least one")
         for dev in self.devices:
@@ -206,130 +180,89 @@ class SearchSpace:
                     raise InvalidInputError(
                         f"search space: {name} holds {v!r}; expected positive integers"
                     )
+        for engine in self.engines:
+            RunConfig(engine=engine)  # validates the name
+        object.__setattr__(
+            self, "precisions", {e: tuple(self.precisions.get(e, ("f32",))) for e in self.engines}
+        )
+
+    def _engine_base(self, engine: str) -> RunConfig:
+        if engine == self.base.engine:
+            return self.base
+        return self.base.replace(engine=engine)
 
     def _config(
-        self,
-        device: str,
-        workers_per_instance: int,
-        batch: int,
-        **secondary: Any,
+        self, engine: str, precision: str, device: str, workers_per_instance: int, batch: int
     ) -> RunConfig:
         n = len(parse_device(device).instances)
-        return self.base.replace(
+        return self._engine_base(engine).replace(
             device=device,
+            precision=precision,
             workers=None if workers_per_instance == 1 else workers_per_instance * n,
             batch_size=None if batch == 1 else batch,
-            **secondary,
         )
 
-    def _primary_points(self) -> Iterator[tuple[str, int, int, str]]:
-        yield from itertools.product(
-            self.devices, self.workers_per_instance, self.batch_sizes, self.variants
-        )
-
-    def _cuda_options(self, algo: str | None) -> dict[str, dict[str, str]]:
-        opts = {k: dict(v) for k, v in self.base.provider_options.items()}
-        if algo is None:
-            return opts
-        opts.setdefault("CUDAExecutionProvider", {})["cudnn_conv_algo_search"] = algo
-        return opts
+    def _primary_points(self) -> Iterator[tuple[str, str, str, int, int, str]]:
+        for engine in self.engines:
+            yield from itertools.product(
+                (engine,),
+                self.precisions[engine],
+                self.devices,
+                self.workers_per_instance,
+                self.batch_sizes,
+                self.variants,
+            )
 
     def primary(self) -> list[Candidate]:
-        """Every primary point with all secondary knobs at their defaults."""
-        out = []
-        for dev, wpi, batch, variant in self._primary_points():
-            cfg = self._config(
-                dev,
-                wpi,
-                batch,
-                graph_level=self.graph_levels[0],
-                prepack=self.prepack[0],
-                mem_pattern=self.mem_pattern[0],
-                execution_mode=self.execution_modes[0],
-                cuda_graph=self.cuda_graph[0],
-                provider_options=self._cuda_options(
-                    self.cudnn_conv_algo_search[0] if self.cudnn_conv_algo_search else None
-                ),
-            )
-            out.append(Candidate(cfg, variant))
-        return out
+        """Every primary point with all engine knobs at their defaults."""
+        return [
+            Candidate(self._config(engine, precision, dev, wpi, batch), variant)
+            for engine, precision, dev, wpi, batch, variant in self._primary_points()
+        ]
 
     def variations(self, point: Candidate) -> list[Candidate]:
-        """``point`` with one secondary knob moved off its default, for each knob and value."""
+        """``point`` with one engine knob moved off its default, for each knob and value."""
+        if not self.knobs:
+            return []
         c = point.config
-        out: list[Candidate] = []
-        for level in self.graph_levels[1:]:
-            out.append(Candidate(c.replace(graph_level=level), point.variant))
-        for prepack in self.prepack[1:]:
-            out.append(Candidate(c.replace(prepack=prepack), point.variant))
-        for mem in self.mem_pattern[1:]:
-            out.append(Candidate(c.replace(mem_pattern=mem), point.variant))
-        for mode in self.execution_modes[1:]:
-            out.append(Candidate(c.replace(execution_mode=mode), point.variant))
-        for algo in self.cudnn_conv_algo_search[1:]:
-            out.append(
-                Candidate(c.replace(provider_options=self._cuda_options(algo)), point.variant)
-            )
-        for graph in self.cuda_graph[1:]:
-            out.append(Candidate(c.replace(cuda_graph=graph), point.variant))
-        return out
+        return [
+            Candidate(c.replace(options=opts), point.variant)
+            for _, opts in get_engine(c.engine).variations(c)
+        ]
+
+    def simpler(self, point: Candidate) -> Candidate:
+        """``point``'s simpler neighbour: same engine, precision, device split and variant, every
+        other setting at its default (the final round measures it beside ``point``, so a knob that
+        only won by noise loses the tie-break)."""
+        base = self._engine_base(point.config.engine)
+        return Candidate(
+            base.replace(device=point.config.device, precision=point.config.precision),
+            point.variant,
+        )
 
     def grid(self) -> list[Candidate]:
-        """The exhaustive product of every axis (can be large: primary x all secondary)."""
-        algos: Sequence[str | None] = self.cudnn_conv_algo_search or (None,)
+        """Every primary point, with its defaults and with each one-knob variation."""
         out = []
-        for (dev, wpi, batch, variant), level, prepack, mem, mode, algo, graph in itertools.product(
-            self._primary_points(),
-            self.graph_levels,
-            self.prepack,
-            self.mem_pattern,
-            self.execution_modes,
-            algos,
-            self.cuda_graph,
-        ):
-            cfg = self._config(
-                dev,
-                wpi,
-                batch,
-                graph_level=level,
-                prepack=prepack,
-                mem_pattern=mem,
-                execution_mode=mode,
-                cuda_graph=graph,
-                provider_options=self._cuda_options(algo),
-            )
-            out.append(Candidate(cfg, variant))
+        for point in self.primary():
+            out.append(point)
+            out.extend(self.variations(point))
         return out
 
     @property
     def size(self) -> int:
         """Number of points in :meth:`grid`."""
-        return (
-            len(self.devices)
-            * len(self.workers_per_instance)
-            * len(self.batch_sizes)
-            * len(self.variants)
-            * len(self.graph_levels)
-            * len(self.prepack)
-            * len(self.mem_pattern)
-            * len(self.execution_modes)
-            * max(1, len(self.cudnn_conv_algo_search))
-            * len(self.cuda_graph)
-        )
+        return len(self.grid())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for reports)."""
         return {
+            "engines": list(self.engines),
+            "precisions": {k: list(v) for k, v in self.precisions.items()},
             "devices": list(self.devices),
             "workers_per_instance": list(self.workers_per_instance),
             "batch_sizes": list(self.batch_sizes),
             "variants": list(self.variants),
-            "graph_levels": [g.value for g in self.graph_levels],
-            "prepack": list(self.prepack),
-            "mem_pattern": list(self.mem_pattern),
-            "execution_modes": [m.value for m in self.execution_modes],
-            "cudnn_conv_algo_search": list(self.cudnn_conv_algo_search),
-            "cuda_graph": list(self.cuda_graph),
+            "knobs": self.knobs,
             "size": self.size,
         }
 
@@ -342,6 +275,8 @@ def build_space(
     devices: Sequence[str] | None = None,
     batch_sizes: Sequence[int] | None = None,
     variants: Sequence[str] = (),
+    engines: Sequence[str] | None = None,
+    precisions: Sequence[str] | None = None,
     base: RunConfig | None = None,
 ) -> SearchSpace:
     """The search space for ``model`` on this machine.
@@ -355,10 +290,14 @@ def build_space(
             ``cuda``/``tensorrt`` list the CUDA knobs are searched too).
         batch_sizes: batch sizes to try when the batch axis is free (default 1, 2, 4, 8).
         variants: names of extra model variants (the ``base`` model is always included).
+        engines: engines to compare (default: ``base``'s engine, else onnxruntime).
+        precisions: precisions to try on each engine, kept where the engine offers them on the
+            device kind (default ``f32`` only; ``("f32", "bf16", "f16")`` searches all offered).
         base: settings every candidate inherits (default ``RunConfig()``).
 
     Raises:
-        InvalidInputError: a bad device string or batch size, or devices of mixed kinds.
+        InvalidInputError: a bad device string or batch size, devices of mixed kinds, or an
+            engine that is not installed.
     """
     n_cores = cores if cores is not None else len(available_cores())
     devs = tuple(devices) if devices else device_splits(n_cores)
@@ -372,17 +311,24 @@ def build_space(
         batches = tuple(batch_sizes) if batch_sizes else _DEFAULT_BATCHES
     else:
         batches = (1,)
-    gpu = kind in ("cuda", "tensorrt")
+    cfg = base or RunConfig()
+    names = tuple(dict.fromkeys(engines)) if engines else (cfg.engine,)
+    wanted = tuple(precisions) if precisions else ("f32",)
+    offered: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        have = get_engine(name).precisions(kind)
+        if not have:
+            raise InvalidInputError(
+                f"engine {name!r} cannot run on device kind {kind!r}; expected an engine that "
+                "offers it (onnxruntime runs CPU, CUDA and TensorRT; openvino runs CPU)"
+            )
+        offered[name] = tuple(p for p in wanted if p in have) or ("f32",)
     return SearchSpace(
         devices=devs,
         workers_per_instance=(1, 2) if throughput else (1,),
         batch_sizes=batches,
         variants=(BASE_VARIANT, *variants),
-        graph_levels=(GraphLevel.ALL, GraphLevel.EXTENDED, GraphLevel.BASIC),
-        prepack=(True, False),
-        mem_pattern=(True, False),
-        execution_modes=(ExecutionMode.SEQUENTIAL, ExecutionMode.PARALLEL),
-        cudnn_conv_algo_search=_CUDA_ALGO_SEARCH if kind == "cuda" else (),
-        cuda_graph=(False, True) if gpu and kind == "cuda" else (False,),
-        base=base or RunConfig(),
+        engines=names,
+        precisions=offered,
+        base=cfg,
     )

@@ -1,0 +1,126 @@
+"""onnxruntime's own options (pure Python: reading a config never imports onnxruntime)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nnperf.engines.base import EngineOptions
+from nnperf.errors import InvalidInputError
+from nnperf.types import StrEnum
+
+__all__ = ["ExecutionMode", "GraphLevel", "OrtOptions"]
+
+
+class GraphLevel(StrEnum):
+    """Graph optimisation level (onnxruntime's ``GraphOptimizationLevel``)."""
+
+    DISABLED = "disabled"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+class ExecutionMode(StrEnum):
+    """Node scheduling: sequential, or parallel across independent branches."""
+
+    SEQUENTIAL = "sequential"
+    PARALLEL = "parallel"
+
+
+@dataclass(frozen=True)
+class OrtOptions(EngineOptions):
+    """How onnxruntime builds its sessions.
+
+    Attributes:
+        graph_level: graph optimisation level (default ``all``: fusions and NCHWc layouts).
+        prepack: let kernels pre-pack weights at load (MegEngine ``--weight-preprocess``); default on.
+        mem_pattern: plan memory from the first run's shapes (default on).
+        execution_mode: ``sequential`` (default) or ``parallel`` branches.
+        inter_op_threads: threads for ``parallel`` mode; ``None``: onnxruntime's default.
+        spinning: let idle intra-op threads spin (lower latency, burns CPU); default on.
+        deterministic: ask for deterministic kernels (default off).
+        providers: explicit execution providers in priority order; empty: derived from the device
+            kind (``cuda`` → CUDA then CPU; ``tensorrt`` → TensorRT, CUDA, CPU).
+        provider_options: per-provider option strings, e.g. ``{"CUDAExecutionProvider":
+            {"cudnn_conv_algo_search": "HEURISTIC"}}``.
+        optimized_model_path: where onnxruntime writes the optimised graph (offline dump).
+        cuda_graph: capture and replay the run as a CUDA graph (CUDA only; needs IO binding).
+    """
+
+    engine: ClassVar[str] = "onnxruntime"
+
+    graph_level: GraphLevel = GraphLevel.ALL
+    prepack: bool = True
+    mem_pattern: bool = True
+    execution_mode: ExecutionMode = ExecutionMode.SEQUENTIAL
+    inter_op_threads: int | None = None
+    spinning: bool = True
+    deterministic: bool = False
+    providers: tuple[str, ...] = ()
+    provider_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    optimized_model_path: str | None = None
+    cuda_graph: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "graph_level", GraphLevel(self.graph_level))
+        except ValueError:
+            raise InvalidInputError(
+                f"graph_level: got {self.graph_level!r}, expected one of "
+                f"{[g.value for g in GraphLevel]}"
+            ) from None
+        try:
+            object.__setattr__(self, "execution_mode", ExecutionMode(self.execution_mode))
+        except ValueError:
+            raise InvalidInputError(
+                f"execution_mode: got {self.execution_mode!r}, expected 'sequential' or 'parallel'"
+            ) from None
+        value = self.inter_op_threads
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InvalidInputError(
+                f"inter_op_threads: got {value!r}, expected a positive integer or None"
+            )
+        for name in ("prepack", "mem_pattern", "spinning", "deterministic", "cuda_graph"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(
+                    f"{name}: got {getattr(self, name)!r}, expected true or false"
+                )
+        if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
+            raise InvalidInputError(
+                f"providers: got {self.providers!r}, expected a list of provider names such as "
+                "['CUDAExecutionProvider', 'CPUExecutionProvider']"
+            )
+        object.__setattr__(self, "providers", tuple(self.providers))
+        if not isinstance(self.provider_options, Mapping) or not all(
+            isinstance(v, Mapping) for v in self.provider_options.values()
+        ):
+            raise InvalidInputError(
+                f"provider_options: got {self.provider_options!r}, expected a mapping of provider "
+                "name to {option: value}"
+            )
+        object.__setattr__(
+            self,
+            "provider_options",
+            {
+                str(k): {str(a): str(b) for a, b in dict(v).items()}
+                for k, v in self.provider_options.items()
+            },
+        )
+        if self.optimized_model_path is not None:
+            object.__setattr__(self, "optimized_model_path", os.fspath(self.optimized_model_path))
+
+    def _label(self, name: str, value: Any) -> str:
+        if name == "graph_level":
+            return f"level={value.value}"
+        if name == "execution_mode":
+            return str(value.value)
+        if name == "provider_options":
+            return " ".join(f"{k}={v}" for opts in value.values() for k, v in sorted(opts.items()))
+        if name == "cuda_graph":
+            return "cuda-graph"
+        return super()._label(name, value)
