@@ -7,7 +7,7 @@ shapes at batch 1) and asks the engine where each node of the optimised graph ru
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,11 @@ class ModelReport:
         placement: provider -> node count in the engine-optimised graph.
         preferred_provider: the first provider asked for.
         optimized_op_counts: node count by op type after the engine's optimisation.
+        engine: the engine that optimised and placed the graph (name and version).
+        precision: the inference precision it was asked for.
+        kernels: node count by (op type, kernel, runtime precision) where the engine says which
+            implementation it chose (OpenVINO: ``Convolution brgconv_avx512_amx_1x1_bf16 bf16``);
+            empty for engines that do not say.
     """
 
     name: str
@@ -50,6 +55,9 @@ class ModelReport:
     placement: dict[str, int]
     preferred_provider: str
     optimized_op_counts: dict[str, int]
+    engine: str = ""
+    precision: str = "f32"
+    kernels: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     @property
     def percent_on_preferred(self) -> float:
@@ -77,6 +85,12 @@ class ModelReport:
             "supported_count": self.placement.get(self.preferred_provider, 0),
             "total_count": total,
             "optimized_operators": self.optimized_op_counts,
+            "engine": self.engine,
+            "precision": self.precision,
+            "kernels": [
+                {"op_type": op, "kernel": kernel, "precision": prec, "count": n}
+                for (op, kernel, prec), n in sorted(self.kernels.items(), key=lambda kv: -kv[1])
+            ],
         }
 
     def render(self) -> str:
@@ -108,6 +122,17 @@ class ModelReport:
             f"{self.percent_on_preferred:.2f}% of operations ({self.placement.get(self.preferred_provider, 0)}"
             f" of {total}) run on the preferred provider {self.preferred_provider}"
         )
+        if self.kernels:
+            lines.append(
+                f"Kernels chosen by {self.engine} at precision {self.precision} "
+                "(op type, kernel, runtime precision):"
+            )
+            w_op = max(len(k[0]) for k in self.kernels)
+            w_kernel = max(len(k[1]) for k in self.kernels)
+            for (op, kernel, prec), n in sorted(
+                self.kernels.items(), key=lambda kv: (-kv[1], kv[0])
+            ):
+                lines.append(f"  {op:<{w_op}}  {kernel or '-':<{w_kernel}}  {prec:<5} {n:>5}")
         return "\n".join(lines)
 
 
@@ -142,9 +167,15 @@ def estimate_flops(model: Any) -> dict[str, int]:
 
 
 def analyze_model(
-    model: ModelSource, *, config: RunConfig | str | None = None, device: str | None = None
+    model: ModelSource,
+    *,
+    config: RunConfig | str | None = None,
+    device: str | None = None,
+    engine: str | None = None,
+    precision: str | None = None,
 ) -> ModelReport:
-    """Inspect ``model``: IO, op histogram, parameters, FLOPs and provider placement.
+    """Inspect ``model``: IO, op histogram, parameters, FLOPs, placement and, where the engine says,
+    the kernel and runtime precision of every node.
 
     Raises:
         ModelLoadError, NotFoundError, InvalidInputError, UnsupportedError.
@@ -160,7 +191,7 @@ def analyze_model(
         for i in proto.graph.initializer
     )
     flops = estimate_flops(proto)
-    cfg = resolve_config(config, device=device)
+    cfg = resolve_config(config, device=device, engine=engine, precision=precision)
     # Placement is read from one profiled run, so one instance is enough.
     first = cfg.device.split(",")[0] if cfg.device else None
     with Session(blob, config=cfg.replace(device=first) if first else cfg) as sess:
@@ -168,8 +199,10 @@ def analyze_model(
         nodes = inst.placement()
         preferred = inst.providers[0]
         inputs, outputs = sess.inputs, sess.outputs
+        engine_label = f"{sess.engine.name} {sess.engine.version}"
     placement = Counter(n.provider for n in nodes)
     optimized_ops = Counter(n.op_type for n in nodes)
+    kernels = Counter((n.op_type, n.kernel, n.precision) for n in nodes if n.kernel)
     return ModelReport(
         name=blob.name,
         sha256=blob.sha256,
@@ -183,4 +216,7 @@ def analyze_model(
         placement=dict(placement),
         preferred_provider=preferred,
         optimized_op_counts=dict(optimized_ops),
+        engine=engine_label,
+        precision=cfg.precision,
+        kernels=dict(kernels),
     )

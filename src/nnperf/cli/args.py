@@ -21,6 +21,7 @@ __all__ = [
     "parse_engine_options",
     "positive_float",
     "positive_int",
+    "unit_interval",
 ]
 
 
@@ -59,6 +60,14 @@ def non_negative_float(text: str) -> float:
     value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A number in (0, 1] (a cosine similarity, a fraction)."""
+    value = _finite(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
     return value
 
 

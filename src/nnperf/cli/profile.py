@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 from nnperf.bench.inputs import make_feeds
-from nnperf.cli.args import non_negative_int
+from nnperf.cli.args import add_engine_arguments, config_from_args, non_negative_int
 from nnperf.errors import InvalidInputError
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
-from nnperf.runtime import Session, resolve_config
+from nnperf.runtime import Session
 
 __all__ = ["register", "run"]
 
@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("model", help="ONNX file or zoo:NAME")
     p.add_argument("--device", default=None, help="device spec (default: $NNPERF_DEVICES or cpu)")
+    add_engine_arguments(p)
     p.add_argument("--batch-size", type=int, default=1, help="batch size (default 1)")
     p.add_argument(
         "--warmup-iters",
@@ -40,7 +41,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--ops",
         action="store_true",
-        help="collect onnxruntime per-node events (operators, external operators; default off)",
+        help="collect the engine's per-operator events (onnxruntime's profiler, OpenVINO's "
+        "PERF_COUNT): operators, external operators (default off)",
     )
     p.add_argument(
         "--trace-output", default=None, metavar="FILE", help="write a Chrome trace (default none)"
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"--{flag.replace('_', '-')}: got {getattr(args, flag)}, expected >= 1"
             )
-    cfg = resolve_config(None, device=args.device, batch_size=args.batch_size)
+    cfg = config_from_args(args, batch_size=args.batch_size)
     with profile(file=args.trace_output, operators=args.ops) as prof:
         session = Session(args.model, config=cfg)
         feeds = make_feeds(session.inputs, batch_size=args.batch_size, seed=args.seed)
@@ -91,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(_json(df, advice, args), indent=2))
         return 0
-    print(f"nnperf profile {args.model}: {args.queries} queries, batch {args.batch_size}")
+    print(
+        f"nnperf profile {args.model}: {args.queries} queries, batch {args.batch_size}, "
+        f"engine {session.engine.name} {session.engine.version} ({cfg.precision})"
+    )
     print(tables.summary_text(df))
     print("\nEngine executions (ns)")
     print(tables.render(tables.device_executions(df), max_rows=10))

@@ -11,7 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import non_negative_int, positive_float, positive_int
+from nnperf.cli.args import (
+    engine_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
+from nnperf.engines.config import PRECISIONS
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -21,13 +28,17 @@ def register(sub: Any) -> None:
     """Add the ``tune`` subcommand."""
     p = sub.add_parser(
         "tune",
-        help="search device split, workers, batch size and engine knobs; write a RunConfig",
-        description="Measure candidate run configurations (device splits cpu(T)*N over the "
-        "cores, workers, batch size, graph level, prepacking, memory pattern, execution mode; "
-        "cuDNN search and CUDA graphs on CUDA): cheap pruning runs, then successive halving "
-        "with repeats. A winner must beat the runner-up by more than the measured noise, else "
-        "the simpler configuration wins. With --cache the result is reused when model, engine, "
-        "CPU, cores and objective match; the file is a RunConfig for 'nnperf bench --config'.",
+        help="search engine, precision, device split, workers, batch size and engine knobs; "
+        "write a RunConfig",
+        description="Measure candidate run configurations (engines and their precisions, device "
+        "splits cpu(T)*N over the cores, workers, batch size, and each engine's own knobs: "
+        "onnxruntime's graph level, prepacking, memory pattern, execution mode, cuDNN search "
+        "and CUDA graphs; OpenVINO's performance hints): cheap pruning runs, then successive "
+        "halving with repeats. Every candidate's outputs are compared with onnxruntime's f32 "
+        "outputs on the same inputs and one below --min-cosine is rejected. A winner must beat "
+        "the runner-up by more than the measured noise, else the simpler configuration wins. "
+        "With --cache the result is reused when model, engines, CPU, cores and objective match; "
+        "the file is a RunConfig for 'nnperf bench --config'.",
     )
     p.add_argument("model", nargs="?", help="path to an .onnx file or zoo:NAME")
     p.add_argument(
@@ -87,6 +98,24 @@ def register(sub: Any) -> None:
         metavar="NAME=MODEL",
         help="an extra model variant to search, e.g. int8=model.int8.onnx; repeatable "
         "(default none)",
+    )
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="engines to compare, comma-separated, e.g. onnxruntime,openvino (default onnxruntime)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        help="precisions to try where an engine offers them, comma-separated from f32, bf16, "
+        "f16, or 'all' (default f32)",
+    )
+    p.add_argument(
+        "--min-cosine",
+        type=unit_interval,
+        default=0.99,
+        help="accuracy guard: reject a candidate whose outputs' cosine similarity to the f32 "
+        "reference is below this, in (0, 1] (default 0.99)",
     )
     p.add_argument(
         "--warmup-iters",
@@ -149,6 +178,21 @@ def _parse_variants(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _precisions(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return list(PRECISIONS)
+    names = [t.strip().lower() for t in text.split(",")]
+    bad = [n for n in names if n not in PRECISIONS]
+    if bad or not names:
+        raise InvalidInputError(
+            f"--precision: got {text!r}, expected 'all' or names among {list(PRECISIONS)} "
+            "separated by commas"
+        )
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     """Tune (or read the cache), print the report, optionally write the JSON."""
     from nnperf.tune.cache import CacheWarning
@@ -182,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
                 devices=args.device_candidates,
                 batch_sizes=args.batch_sizes,
                 variants=_parse_variants(args.variant),
+                engines=engine_list(args.engine),
+                precisions=_precisions(args.precision),
+                min_cosine=args.min_cosine,
                 warmup_iters=args.warmup_iters,
                 seed=args.seed,
                 progress=progress,

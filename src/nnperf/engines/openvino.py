@@ -430,31 +430,38 @@ class OpenVINOProfilingInstance(OpenVINOInstance):
         super()._infer(request, feeds)
 
     def _after(self, request: Any) -> None:
-        start = int(getattr(self._local, "start_ns", time.perf_counter_ns()))
+        end = time.perf_counter_ns()
+        start = int(getattr(self._local, "start_ns", end))
         tid = threading.get_native_id()
+        ran = [
+            info
+            for info in request.get_profiling_info()
+            if not str(info.status).endswith("NOT_RUN") and info.node_type not in _PLUMBING
+        ]
+        durations = [int(info.real_time.total_seconds() * 1e9) for info in ran]
+        # OpenVINO reports durations only: lay the nodes out one after another from the start of
+        # the run, squeezed (never stretched) to fit inside it, so each nests in its EngineRun.
+        total = sum(durations)
+        scale = min(1.0, (end - start) / total) if total else 1.0
         events = []
-        cursor = start
-        for info in request.get_profiling_info():
-            if str(info.status).endswith("NOT_RUN"):
-                continue
-            dur_ns = int(info.real_time.total_seconds() * 1e9)
-            if info.node_type in _PLUMBING:
-                continue
+        offset = 0
+        for info, dur_ns in zip(ran, durations):
+            exec_type = str(info.exec_type)
             events.append(
                 OperatorEvent(
                     name=str(info.node_name),
                     op_type=str(info.node_type),
                     provider="CPU",
-                    start_ns=cursor,
-                    dur_ns=dur_ns,
+                    start_ns=start + int(offset * scale),
+                    dur_ns=min(dur_ns, end - start),
                     os_thread_id=tid,
-                    kernel=str(info.exec_type),
-                    precision=str(info.exec_type).rsplit("_", 1)[-1],
+                    kernel=exec_type,
+                    precision=exec_type.rsplit("_", 1)[-1],
                     resolution_ns=1000,
                     synthetic_start=True,
                 )
             )
-            cursor += dur_ns
+            offset += dur_ns
         with self._lock:
             self._events.extend(events)
 

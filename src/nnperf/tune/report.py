@@ -9,7 +9,16 @@ from nnperf.tune.search import CandidateResult, TuneResult
 
 __all__ = ["render_tune_report"]
 
-_STATUS_ORDER = ("winner", "runner-up", "finalist", "dropped", "pruned", "failed", "not measured")
+_STATUS_ORDER = (
+    "winner",
+    "runner-up",
+    "finalist",
+    "dropped",
+    "pruned",
+    "rejected",
+    "failed",
+    "not measured",
+)
 
 
 def _status_rank(c: CandidateResult) -> int:
@@ -39,11 +48,11 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
         f"  objective: {obj.describe()}",
     ]
     if r.from_cache:
+        engines = ", ".join(f"{k} {v}" for k, v in dict(r.key.get("engines", {})).items())
         lines.append(
-            f"cache hit: {cache_path} (same model, {r.key.get('engine')} "
-            f"{r.key.get('engine_version')}, {r.key.get('cpu')}, {r.key.get('cores')} core(s), "
-            f"objective) -- nothing measured; the table is from the original search "
-            f"({r.elapsed_s:.1f} s)"
+            f"cache hit: {cache_path} (same model, {engines}, {r.key.get('cpu')}, "
+            f"{r.key.get('cores')} core(s), objective) -- nothing measured; the table is from "
+            f"the original search ({r.elapsed_s:.1f} s)"
         )
     else:
         n_runs = sum(len(c.measurements) for c in r.candidates)
@@ -56,7 +65,7 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
     value_head = "QPS (samples/s)" if obj.kind == "throughput" else f"p{obj.percentile} ms"
     lines.append(
         f"   {'candidate':<38} {'status':<18} {'runs':>4} {'prepare ms':>10} {'warm-up ms':>10} "
-        f"{'infer p50 ms':>12} {value_head:>16} {'noise':>7}"
+        f"{'infer p50 ms':>12} {value_head:>16} {'noise':>7} {'cosine':>8}"
     )
     ordered = sorted(
         r.candidates,
@@ -71,16 +80,28 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
         mark = "*" if c.status == "winner" else " "
         noise = f"±{100 * c.noise:.1f}%" if len(c.ranked) > 1 else "-"
         digits = 1 if obj.kind == "throughput" else 3
+        cosine = f"{c.accuracy.cosine:.5f}" if c.accuracy is not None else "-"
         lines.append(
             f" {mark} {c.label[:38]:<38} {c.status[:18]:<18} {len(c.measurements):>4} "
             f"{_fmt(c.stage_ms('prepare_ms')):>10} {_fmt(c.stage_ms('warmup_ms')):>10} "
-            f"{_fmt(c.stage_ms('p50_ms'), 3):>12} {_fmt(c.median, digits):>16} {noise:>7}"
+            f"{_fmt(c.stage_ms('p50_ms'), 3):>12} {_fmt(c.median, digits):>16} {noise:>7} "
+            f"{cosine:>8}"
         )
         if c.error:
             lines.append(f"     error: {c.error[:150]}")
     lines.append("-" * 100)
     lines.append(f"winner: {r.winner.label}")
     lines.append(f"why: {r.reason}")
+    acc = r.winner.accuracy
+    if acc is not None:
+        bound = f" (guard: cosine >= {r.min_cosine:g})" if r.min_cosine is not None else ""
+        lines.append(
+            f"accuracy: cosine {acc.cosine:.6f} to the f32 reference (onnxruntime CPU, base model), "
+            f"max abs error {acc.max_abs_err:.3g} over {acc.samples} input(s){bound}"
+        )
+    rejected = [c for c in r.candidates if c.status == "rejected"]
+    if rejected:
+        lines.append(f"rejected by the accuracy guard: {', '.join(c.label for c in rejected)}")
     variant = r.winner.candidate.variant
     if variant != "base":
         lines.append(f"model variant: {variant} ({r.variants.get(variant, '?')})")

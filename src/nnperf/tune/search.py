@@ -25,18 +25,22 @@ band is what keeps it honest.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nnperf.bench.machine import machine_info
 from nnperf.bench.scenarios import BenchResult, run_benchmark
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelBlob, ModelSource, load_model
-from nnperf.tune.cache import TUNE_SCHEMA, cache_key, read_cache, write_cache
+from nnperf.tune.cache import cache_key, read_cache, write_cache
+from nnperf.tune.decide import decide
+from nnperf.tune.guard import DEFAULT_MIN_COSINE, AccuracyCheck, AccuracyGuard, guard_feeds
+from nnperf.tune.objective import Objective
+from nnperf.tune.results import CandidateResult, Measurement, TuneResult, median
 from nnperf.tune.space import BASE_VARIANT, Candidate, SearchSpace, build_space
 
 __all__ = [
@@ -59,412 +63,6 @@ _MAX_PRUNE_RUN_S = 1.0
 _MAX_SERVER_QPS = 2000.0
 
 
-@dataclass(frozen=True)
-class Objective:
-    """What to optimise.
-
-    Attributes:
-        kind: ``"latency"`` (single-stream; lower is better) or ``"throughput"`` (samples/s;
-            offline, or the server scenario when ``latency_budget_ms`` is given).
-        percentile: latency percentile to minimise, 50 or 99 (default 50).
-        latency_budget_ms: throughput only: the p99 latency the server scenario must stay within.
-    """
-
-    kind: str = "throughput"
-    percentile: int = 50
-    latency_budget_ms: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("latency", "throughput"):
-            raise InvalidInputError(
-                f"objective: got {self.kind!r}, expected 'latency' or 'throughput'"
-            )
-        if self.percentile not in (50, 99):
-            raise InvalidInputError(f"percentile: got {self.percentile!r}, expected 50 or 99")
-        if self.latency_budget_ms is not None:
-            if self.kind != "throughput":
-                raise InvalidInputError(
-                    "latency_budget_ms applies to the throughput objective (throughput within a "
-                    "p99 budget); got it with objective 'latency'. Drop --latency-budget-ms or "
-                    "use --objective throughput"
-                )
-            if not self.latency_budget_ms > 0 or not math.isfinite(self.latency_budget_ms):
-                raise InvalidInputError(
-                    f"latency_budget_ms: got {self.latency_budget_ms!r}, expected a number > 0"
-                )
-
-    @property
-    def scenario(self) -> str:
-        """The benchmark scenario that measures this objective."""
-        if self.kind == "latency":
-            return "single-stream"
-        return "offline" if self.latency_budget_ms is None else "server"
-
-    @property
-    def higher_is_better(self) -> bool:
-        """Throughput: higher wins; latency: lower wins."""
-        return self.kind == "throughput"
-
-    @property
-    def unit(self) -> str:
-        """Unit of the objective value."""
-        return "samples/s" if self.kind == "throughput" else "ms"
-
-    def describe(self) -> str:
-        """One line, e.g. ``throughput (offline, samples/s)``."""
-        if self.kind == "latency":
-            return f"latency p{self.percentile} (single-stream, ms; lower is better)"
-        if self.latency_budget_ms is None:
-            return "throughput (offline, samples/s; higher is better)"
-        return (
-            f"throughput within p99 <= {self.latency_budget_ms:g} ms "
-            "(server scenario, samples/s; higher is better)"
-        )
-
-    def value(self, result: BenchResult) -> float:
-        """The objective value of one offline or single-stream result."""
-        if self.kind == "latency":
-            return result.latency.p50_ms if self.percentile == 50 else result.latency.p99_ms
-        return result.throughput_samples_per_s
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether value ``a`` is better than ``b``."""
-        return a > b if self.higher_is_better else a < b
-
-    def ratio(self, best: float, other: float) -> float:
-        """How many times better ``best`` is than ``other`` (>= 1 when it is better)."""
-        if self.higher_is_better:
-            return best / other if other > 0 else math.inf
-        return other / best if best > 0 else math.inf
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (part of the cache key)."""
-        return {
-            "kind": self.kind,
-            "percentile": self.percentile,
-            "latency_budget_ms": self.latency_budget_ms,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Objective:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            kind=str(data["kind"]),
-            percentile=int(data.get("percentile", 50)),
-            latency_budget_ms=data.get("latency_budget_ms"),
-        )
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One benchmark run of one candidate, in the seed's three-stage form.
-
-    Attributes:
-        value: the objective value (samples/s or ms).
-        prepare_ms: engine session creation (graph optimisation, prepacking), all instances.
-        warmup_ms: the first warm-up pass over every instance.
-        p50_ms: median query latency.
-        p99_ms: 99th-percentile query latency.
-        samples_per_s: throughput in samples (rows) per second.
-        duration_s: measured time of the run.
-        wall_s: wall time of the whole run including load and warm-up.
-        phase: which search phase took it (``prune``, ``variation``, ``round 1``...).
-    """
-
-    value: float
-    prepare_ms: float
-    warmup_ms: float
-    p50_ms: float
-    p99_ms: float
-    samples_per_s: float
-    duration_s: float
-    wall_s: float
-    phase: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "value": round(self.value, 6),
-            "prepare_ms": round(self.prepare_ms, 3),
-            "warmup_ms": round(self.warmup_ms, 3),
-            "p50_ms": round(self.p50_ms, 4),
-            "p99_ms": round(self.p99_ms, 4),
-            "samples_per_s": round(self.samples_per_s, 4),
-            "duration_s": round(self.duration_s, 4),
-            "wall_s": round(self.wall_s, 4),
-            "phase": self.phase,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-
-
-def _median(values: Sequence[float]) -> float:
-    return float(statistics.median(values)) if values else math.nan
-
-
-def _noise(values: Sequence[float]) -> float:
-    """Robust relative spread of repeats: 1.4826 x MAD / median (a sigma for normal noise).
-
-    The median absolute deviation ignores a single run hit by another process, which a range
-    would not; 0 with fewer than two values.
-    """
-    if len(values) < 2:
-        return 0.0
-    med = _median(values)
-    if med <= 0:
-        return 0.0
-    return 1.4826 * _median([abs(v - med) for v in values]) / med
-
-
-@dataclass(frozen=True)
-class CandidateResult:
-    """Everything measured for one candidate.
-
-    Attributes:
-        candidate: the configuration and model variant.
-        measurements: every run, in order (pruning runs first).
-        status: ``winner``, ``runner-up``, ``finalist``, ``dropped (round N)``, ``pruned``,
-            ``failed``, or ``not measured`` (time budget spent).
-        error: the failure message for ``failed`` candidates.
-    """
-
-    candidate: Candidate
-    measurements: tuple[Measurement, ...] = ()
-    status: str = "not measured"
-    error: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The candidate's label."""
-        return self.candidate.label
-
-    @property
-    def ranked(self) -> tuple[Measurement, ...]:
-        """The runs that rank it: the halving repeats if it reached halving, else all runs."""
-        later = tuple(m for m in self.measurements if m.phase.startswith("round"))
-        return later or self.measurements
-
-    @property
-    def median(self) -> float:
-        """Median objective value over :attr:`ranked` (NaN when unmeasured)."""
-        return _median([m.value for m in self.ranked])
-
-    @property
-    def noise(self) -> float:
-        """Relative half-range of :attr:`ranked` values (0 with a single run)."""
-        return _noise([m.value for m in self.ranked])
-
-    def stage_ms(self, name: str) -> float:
-        """Median of a stage (``prepare_ms``, ``warmup_ms``, ``p50_ms``...) over all runs."""
-        return _median([float(getattr(m, name)) for m in self.measurements])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        out = self.candidate.to_dict()
-        out.update(
-            status=self.status,
-            error=self.error,
-            median=None if math.isnan(self.median) else round(self.median, 6),
-            noise=round(self.noise, 6),
-            runs=len(self.measurements),
-            measurements=[m.to_dict() for m in self.measurements],
-        )
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CandidateResult:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            candidate=Candidate.from_dict(data),
-            measurements=tuple(Measurement.from_dict(m) for m in data.get("measurements", [])),
-            status=str(data.get("status", "not measured")),
-            error=data.get("error"),
-        )
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """The outcome of a tuning run (or of a cache hit).
-
-    Attributes:
-        objective: what was optimised.
-        winner: the chosen candidate.
-        runner_up: the best other finalist, or ``None`` when only one was measured.
-        ratio: winner vs runner-up, in "times better" (>= 1 unless the simpler one won).
-        noise: the relative noise the comparison used.
-        reason: one sentence: why the winner won.
-        candidates: every candidate considered, in the order measured.
-        key: the cache key.
-        elapsed_s: search time in seconds (the original search's on a cache hit).
-        time_budget_s: the budget it ran under.
-        from_cache: whether the result was read from the cache file.
-        space: the search space, JSON-ready.
-        machine: machine and versions.
-        model: model name and sha256; ``variants``: variant name -> path or name.
-    """
-
-    objective: Objective
-    winner: CandidateResult
-    runner_up: CandidateResult | None
-    ratio: float
-    noise: float
-    reason: str
-    candidates: tuple[CandidateResult, ...]
-    key: dict[str, Any]
-    elapsed_s: float
-    time_budget_s: float
-    from_cache: bool = False
-    space: dict[str, Any] = field(default_factory=dict)
-    machine: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
-    variants: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def config(self) -> Any:
-        """The winning :class:`~nnperf.types.RunConfig`."""
-        return self.winner.candidate.config
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``nnperf.tune/1`` JSON; its ``config`` key makes it a valid run-config file."""
-        return {
-            "schema": TUNE_SCHEMA,
-            "key": self.key,
-            "config": self.config.to_dict(),
-            "variant": self.winner.candidate.variant,
-            "objective": self.objective.to_dict(),
-            "winner": self.winner.label,
-            "runner_up": self.runner_up.label if self.runner_up else None,
-            "ratio": None if math.isinf(self.ratio) else round(self.ratio, 6),
-            "noise": round(self.noise, 6),
-            "reason": self.reason,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "time_budget_s": self.time_budget_s,
-            "model": self.model,
-            "variants": self.variants,
-            "space": self.space,
-            "machine": self.machine,
-            "candidates": [c.to_dict() for c in self.candidates],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, from_cache: bool = True) -> TuneResult:
-        """Rebuild from :meth:`to_dict`'s form (a cache hit)."""
-        cands = tuple(CandidateResult.from_dict(c) for c in data.get("candidates", []))
-        by_label = {c.label: c for c in cands}
-        winner = by_label.get(str(data.get("winner")))
-        if winner is None:
-            from nnperf.engines.config import RunConfig
-
-            winner = CandidateResult(
-                Candidate(RunConfig.from_dict(data["config"]), str(data.get("variant", "base"))),
-                status="winner",
-            )
-        runner = by_label.get(str(data.get("runner_up"))) if data.get("runner_up") else None
-        ratio = data.get("ratio")
-        return cls(
-            objective=Objective.from_dict(data["objective"]),
-            winner=winner,
-            runner_up=runner,
-            ratio=math.inf if ratio is None else float(ratio),
-            noise=float(data.get("noise", 0.0)),
-            reason=str(data.get("reason", "")),
-            candidates=cands,
-            key=dict(data["key"]),
-            elapsed_s=float(data.get("elapsed_s", 0.0)),
-            time_budget_s=float(data.get("time_budget_s", 0.0)),
-            from_cache=from_cache,
-            space=dict(data.get("space", {})),
-            machine=dict(data.get("machine", {})),
-            model=dict(data.get("model", {})),
-            variants=dict(data.get("variants", {})),
-        )
-
-
-def decide(
-    finalists: Sequence[CandidateResult], objective: Objective, *, min_noise: float = 0.02
-) -> tuple[CandidateResult, CandidateResult | None, float, float, str]:
-    """Pick the winner among measured finalists, noise-aware.
-
-    The best median wins outright only if it beats the runner-up by more than the noise (the larger
-    robust spread of their side-by-side repeat ratios, at least ``min_noise``). Otherwise every finalist within
-    noise of the best is a tie and the simplest of them (fewest knobs off their defaults) wins.
-
-    Returns:
-        ``(winner, runner_up, ratio, noise, reason)``; ``ratio`` is the best median over the
-        runner-up's in "times better".
-
-    Raises:
-        InvalidInputError: no finalist has a measurement.
-    """
-    measured = [c for c in finalists if c.ranked and not math.isnan(c.median)]
-    if not measured:
-        raise InvalidInputError(
-            "no candidate could be measured; expected at least one successful run (see the "
-            "failed candidates' errors, or raise --time-budget-s)"
-        )
-    sign = -1.0 if objective.higher_is_better else 1.0
-    order = sorted(measured, key=lambda c: (sign * c.median, c.candidate.complexity))
-    best = order[0]
-    unit = objective.unit
-    if len(order) == 1:
-        return best, None, math.inf, best.noise, "the only candidate measured"
-    runner = order[1]
-    ratio, noise = _compare(best, runner, objective, min_noise)
-    if ratio - 1.0 > noise:
-        reason = (
-            f"{best.label} ({best.median:,.4g} {unit}) beats the runner-up {runner.label} "
-            f"({runner.median:,.4g} {unit}) by {ratio:.3f}x, more than the measured noise "
-            f"(±{100 * noise:.1f} %)"
-        )
-        return best, runner, ratio, noise, reason
-    ties = [best]
-    for c in order[1:]:
-        r_c, n_c = _compare(best, c, objective, min_noise)
-        if r_c - 1.0 <= n_c:
-            ties.append(c)
-    simplest = min(ties, key=lambda c: (c.candidate.complexity, sign * c.median))
-    if simplest is best:
-        reason = (
-            f"{best.label} ({best.median:,.4g} {unit}) is within noise (±{100 * noise:.1f} %) of "
-            f"{runner.label} ({ratio:.3f}x) and is the simplest of the tied configurations"
-        )
-        return best, runner, ratio, noise, reason
-    r, n = _compare(best, simplest, objective, min_noise)
-    reason = (
-        f"the best median, {best.label} ({best.median:,.4g} {unit}), measured {r:.3f}x "
-        f"{simplest.label} ({simplest.median:,.4g} {unit}) side by side, within the measured "
-        f"noise (±{100 * n:.1f} %); the simpler configuration wins"
-    )
-    return simplest, best, 1.0 / r if r > 0 else 0.0, n, reason
-
-
-def _paired(c: CandidateResult, phase: str) -> list[float]:
-    return [m.value for m in c.measurements if m.phase == phase]
-
-
-def _compare(
-    best: CandidateResult, other: CandidateResult, objective: Objective, min_noise: float
-) -> tuple[float, float]:
-    """How many times better ``best`` is than ``other``, and the relative noise of that ratio.
-
-    When both were measured in the same interleaved round (A B A B...), the ratio is the median
-    of the per-repeat ratios and the noise their robust spread: runs taken side by side share the
-    machine's load at that moment, so a neighbour's burst cancels out. Otherwise: the ratio of
-    medians, and the larger of the two candidates' noise.
-    """
-    phase = best.ranked[-1].phase if best.ranked else ""
-    a, b = _paired(best, phase), _paired(other, phase)
-    n = min(len(a), len(b))
-    if phase.startswith("round") and n >= 2:
-        ratios = [objective.ratio(x, y) for x, y in zip(a[:n], b[:n])]
-        return _median(ratios), max(_noise(ratios), min_noise)
-    ratio = objective.ratio(best.median, other.median)
-    return ratio, max(best.noise, other.noise, min_noise)
-
-
 class _Search:
     """Mutable state of one search (tracks, clock, budget)."""
 
@@ -477,8 +75,11 @@ class _Search:
         warmup_iters: int,
         progress: ProgressFn | None,
         seed: int,
+        guard: AccuracyGuard | None = None,
     ) -> None:
         self.blobs = blobs
+        self.guard = guard
+        self.accuracy: dict[str, AccuracyCheck] = {}
         self.objective = objective
         self.budget_s = time_budget_s
         self.warmup_iters = warmup_iters
@@ -502,7 +103,7 @@ class _Search:
 
     def overhead_s(self) -> float:
         """Typical per-run cost beyond the measured time (load, prepare, warm-up)."""
-        return _median(self.overheads) if self.overheads else 0.5
+        return median(self.overheads) if self.overheads else 0.5
 
     def add(self, cand: Candidate) -> None:
         if cand.label not in self.cands:
@@ -533,6 +134,18 @@ class _Search:
             return None
         if self.progress is not None:
             self.progress(self.now() - self.start, self.budget_s, f"{phase}: {label}")
+        if self.guard is not None and label not in self.accuracy:
+            try:
+                check = self.guard.check(cand)
+            except NnperfError as exc:
+                self.errors[label] = str(exc)
+                self.status[label] = "failed"
+                return None
+            self.accuracy[label] = check
+            if not check.passed:
+                self.errors[label] = self.guard.describe(check)
+                self.status[label] = "rejected"
+                return None
         t0 = self.now()
         try:
             if self.objective.scenario == "server":
@@ -608,7 +221,7 @@ class _Search:
         runs = self.runs.get(label, [])
         if halving_only:
             runs = [m for m in runs if m.phase.startswith("round")] or runs
-        return _median([m.value for m in runs])
+        return median([m.value for m in runs])
 
     def rank(self, labels: Sequence[str], *, halving_only: bool = False) -> list[str]:
         """Measured labels, best first (failed and unmeasured ones dropped)."""
@@ -651,6 +264,8 @@ def tune(
     space: SearchSpace | None = None,
     warmup_iters: int = 1,
     min_noise: float = 0.02,
+    min_cosine: float = DEFAULT_MIN_COSINE,
+    accuracy_inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
     seed: int = 0,
     progress: ProgressFn | None = None,
 ) -> TuneResult:
@@ -678,6 +293,11 @@ def tune(
         space: an explicit search space (overrides ``devices`` and ``batch_sizes``).
         warmup_iters: warm-up runs per instance before each measurement (default 1).
         min_noise: the smallest relative noise assumed when comparing (default 0.02 = 2 %).
+        min_cosine: the accuracy guard: a candidate whose outputs have a cosine similarity below
+            this to the reference (the base model on onnxruntime CPU at f32, same inputs) is
+            rejected, never chosen (default 0.99).
+        accuracy_inputs: the inputs the guard compares on (default: four seeded random inputs;
+            pass held-out real samples for a meaningful check).
         seed: seed for synthetic inputs and Poisson arrivals (default 0).
         progress: called with ``(elapsed_s, time_budget_s, what)`` before each run.
 
@@ -712,20 +332,30 @@ def tune(
         engines=engines,
         precisions=precisions,
     )
-    searched = {"precisions": {e: list(p) for e, p in sp.precisions.items()}}
+    searched: dict[str, Any] = {}
+    if any(p != ("f32",) for p in sp.precisions.values()):
+        searched["precisions"] = {e: list(p) for e, p in sp.precisions.items()}
+    if min_cosine != DEFAULT_MIN_COSINE:
+        searched["min_cosine"] = min_cosine
     key = cache_key(
         blob,
         obj.to_dict(),
         variants=list(var_blobs.values()),
         engines=sp.engines,
-        space=searched if any(p != ("f32",) for p in sp.precisions.values()) else None,
+        space=searched or None,
     )
     if cache is not None:
         hit = read_cache(cache, key)
         if hit is not None:
             return TuneResult.from_dict(hit, from_cache=True)
+    models = {BASE_VARIANT: blob, **var_blobs}
+    guard = AccuracyGuard(
+        models,
+        accuracy_inputs if accuracy_inputs else guard_feeds(blob, seed=seed),
+        min_cosine=min_cosine,
+    )
     result = _search(
-        {BASE_VARIANT: blob, **var_blobs},
+        models,
         obj,
         sp,
         time_budget_s=time_budget_s,
@@ -734,11 +364,13 @@ def tune(
         seed=seed,
         progress=progress,
         key=key,
+        guard=guard,
     )
     result = TuneResult(
         **{
             **{f: getattr(result, f) for f in result.__dataclass_fields__},
             "model": {"name": blob.name, "path": blob.path, "sha256": blob.sha256},
+            "min_cosine": min_cosine,
             "variants": {
                 name: (src if isinstance(src, str) else var_blobs[name].name)
                 for name, src in (variants or {}).items()
@@ -761,6 +393,7 @@ def _search(
     seed: int,
     progress: ProgressFn | None,
     key: dict[str, Any],
+    guard: AccuracyGuard | None = None,
 ) -> TuneResult:
     s = _Search(
         blobs,
@@ -769,6 +402,7 @@ def _search(
         warmup_iters=warmup_iters,
         progress=progress,
         seed=seed,
+        guard=guard,
     )
     primary = space.primary()
     n_var_points = 2 if len(primary) > 1 else 1
@@ -816,7 +450,7 @@ def _search(
     round_no = 0
     floor = max(
         _MIN_RUN_S,
-        _median([m.duration_s for lab in pool for m in s.runs[lab]]) if pool else _MIN_RUN_S,
+        median([m.duration_s for lab in pool for m in s.runs[lab]]) if pool else _MIN_RUN_S,
     )
     while pool and s.left_s() > 0:
         round_no += 1
@@ -858,6 +492,7 @@ def _search(
             measurements=tuple(s.runs[lab]),
             status=s.status[lab],
             error=s.errors.get(lab),
+            accuracy=s.accuracy.get(lab),
         )
         for lab in s.cands
     }
@@ -870,7 +505,11 @@ def _search(
         s.status[runner.label] = "runner-up"
     final_results = tuple(
         CandidateResult(
-            candidate=r.candidate, measurements=r.measurements, status=s.status[lab], error=r.error
+            candidate=r.candidate,
+            measurements=r.measurements,
+            status=s.status[lab],
+            error=r.error,
+            accuracy=r.accuracy,
         )
         for lab, r in results.items()
     )
