@@ -37,7 +37,8 @@ import onnx
 import onnxruntime as ort
 
 import nnperf
-from nnperf.runtime import AsyncRunner, create_pipeline, create_queue
+from nnperf import create_pipeline
+from nnperf.runtime import AsyncRunner, create_queue
 from nnperf.zoo import model_bytes
 
 

@@ -171,3 +171,50 @@ def test_tuned_config_names_its_engine_and_serves(tmp_path):
         assert sess.engine.name == "openvino" and len(sess.instances) == 2
     r = run_benchmark("zoo:mnist", config=str(path), scenario="offline", queries=50)
     assert r.engine["name"] == "openvino" and r.config.engine == "openvino"
+
+
+def test_serve_on_openvino_reports_its_platform_and_counts_runs():
+    from starlette.testclient import TestClient
+
+    from nnperf.protocol import encode_request
+    from nnperf.serve.dataplane import DataPlane, ModelSettings
+    from nnperf.serve.http import create_app
+
+    cfg = nnperf.RunConfig(engine="openvino", device="cpu(1)*2")
+    plane = DataPlane(
+        [ModelSettings(name="mm", model=matmul_model(), config=cfg, max_batch_size=4)]
+    )
+    with TestClient(create_app(plane)) as client:
+        meta = client.get("/v2/models/mm").json()
+        assert meta["platform"] == "openvino_onnx"
+        assert client.get("/v2/models/mm/config").json()["backend"] == "openvino"
+        x = np.ones((1, 16), np.float32)
+        body, _ = encode_request({"x": x}, binary=False)
+        for _ in range(3):
+            assert client.post("/v2/models/mm/infer", content=body).status_code == 200
+        metrics = client.get("/metrics").text
+    # the data plane's observer is attached to the served model's runtime, not a global list
+    assert 'nnperf_batch_size_count{model="mm"}' in metrics
+    count = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('nnperf_batch_size_count{model="mm"}')
+    )
+    assert float(count.split()[-1]) >= 1
+
+
+def test_serve_cli_takes_an_engine():
+    import argparse
+
+    from nnperf.cli import build_parser
+    from nnperf.cli.serve import build_settings
+
+    args = build_parser().parse_args(
+        ["serve", "zoo:mnist", "--engine", "openvino", "--precision", "bf16",
+         "--engine-option", "hint=throughput"]
+    )  # fmt: skip
+    assert isinstance(args, argparse.Namespace)
+    models, _ = build_settings(args)
+    cfg = models[0].config
+    assert cfg.engine == "openvino" and cfg.precision == "bf16"
+    assert cfg.engine_options.hint == "throughput"

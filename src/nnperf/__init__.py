@@ -33,22 +33,25 @@ from nnperf.runtime import (
     Session,
     SplitBatcher,
     create,
-    create_pipeline,
     create_queue,
     create_runner,
 )
 from nnperf.runtime.observers import PROFILER_OUTPUT_ENV
 from nnperf.types import TensorDesc
-
-__version__ = "0.1.0"
+from nnperf.version import __version__
 
 
 def __getattr__(name: str) -> Any:
-    # nnperf.profile is imported on first use so that `import nnperf` stays light.
+    # nnperf.profile and nnperf.create_pipeline (graph tooling: it splits the model) are imported
+    # on first use so that `import nnperf` stays light.
     if name == "profile":
         from nnperf.profiler import profile
 
         return profile
+    if name == "create_pipeline":
+        from nnperf.optimize.partition import create_pipeline
+
+        return create_pipeline
     raise AttributeError(f"module 'nnperf' has no attribute {name!r}")
 
 

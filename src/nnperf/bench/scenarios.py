@@ -461,7 +461,7 @@ def _backend(
 ) -> tuple[Executor, str]:
     """The executor queries are submitted to, and the device it runs on."""
     if pipeline_stages is not None:
-        from nnperf.runtime.pipeline import create_pipeline
+        from nnperf.optimize.partition import create_pipeline
 
         device = cfg.device if cfg.device and "*" in cfg.device else f"cpu(1)*{pipeline_stages}"
         pipe = create_pipeline(

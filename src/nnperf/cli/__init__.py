@@ -7,8 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from nnperf import __version__
 from nnperf.errors import NnperfError
+from nnperf.version import __version__
 
 __all__ = ["build_parser", "entry", "main"]
 

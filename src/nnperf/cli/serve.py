@@ -18,6 +18,7 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
+from nnperf.cli.args import add_engine_arguments, parse_engine_options
 from nnperf.errors import InvalidInputError
 
 __all__ = ["TOKEN_ENV", "build_settings", "register", "run"]
@@ -60,6 +61,7 @@ def register(subparsers: Any) -> None:
         '{"schema": "nnperf.serve/1", "defaults": {...}, "models": [...]} (default: none)',
     )
     p.add_argument("--device", default=None, help="device string, e.g. cpu(1)*2 (default: cpu)")
+    add_engine_arguments(p)
     p.add_argument(
         "--workers",
         type=int,
@@ -183,10 +185,17 @@ def build_settings(args: argparse.Namespace) -> tuple[list[Any], Any]:
         cfg_changes["device"] = args.device
     if args.workers is not None:
         cfg_changes["workers"] = args.workers
+    if args.engine is not None:
+        cfg_changes["engine"] = args.engine
+    if args.precision is not None:
+        cfg_changes["precision"] = args.precision
+    options = parse_engine_options(args.engine_option)
 
     def apply(s: ModelSettings) -> ModelSettings:
         s = s.replace(**flags) if flags else s
-        return s.replace(config=s.config.replace(**cfg_changes)) if cfg_changes else s
+        cfg = s.config.replace(**cfg_changes) if cfg_changes else s.config
+        cfg = cfg.with_options(**options) if options else cfg
+        return s.replace(config=cfg) if cfg != s.config else s
 
     defaults = apply(base)
     models = [apply(s) for s in from_file]

@@ -10,7 +10,7 @@ from nnperf.runtime.batching import BatchStats, DynamicBatcher, SplitBatcher, ru
 from nnperf.runtime.executor import Admitting, Executor, LoopBatching
 from nnperf.runtime.feeds import FeedValidator, Inputs
 from nnperf.runtime.observers import Observers, RunEvent, RunObserver
-from nnperf.runtime.pipeline import Pipeline, StageInfo, create_pipeline
+from nnperf.runtime.pipeline import Pipeline, StageInfo, load_pipeline
 from nnperf.runtime.queue import (
     QueryFailedError,
     QueueClosedError,
@@ -44,9 +44,9 @@ __all__ = [
     "StageInfo",
     "Submitter",
     "create",
-    "create_pipeline",
     "create_queue",
     "create_runner",
+    "load_pipeline",
     "resolve_config",
     "run_split",
 ]

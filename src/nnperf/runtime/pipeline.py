@@ -1,14 +1,10 @@
-"""``create_pipeline``: one model split into K stages, each on its own instance (NeuronCore pipeline).
+"""``Pipeline``: a model's stages, each on its own instance (NeuronCore pipeline).
 
-The graph is cut at K-1 points of its topological node order, chosen so every stage has about
-the same estimated FLOPs (``balance="flops"``, the default) or the same node count
-(``balance="nodes"``). Each stage is extracted as its own ONNX model with
-``onnx.utils.Extractor`` (the in-memory half of ``onnx.utils.extract_model``) and loaded on one
-instance; a thread per stage streams queries through bounded queues, so while stage 2 runs query
-*n*, stage 1 already runs query *n + 1*. Outputs equal the unsplit model's.
-
-``onnx`` is imported inside :func:`create_pipeline` only: importing the runtime never loads graph
-tooling.
+Each stage is a model of its own loaded on one instance; a thread per stage streams queries
+through bounded queues, so while stage 2 runs query *n*, stage 1 already runs query *n + 1*.
+Splitting the graph is graph tooling and lives above the runtime, in
+:mod:`nnperf.optimize.partition` (:func:`nnperf.create_pipeline` splits and calls
+:func:`load_pipeline`).
 """
 
 from __future__ import annotations
@@ -24,19 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from nnperf.device import parse_device
 from nnperf.engines.config import RunConfig
-from nnperf.errors import InvalidInputError, ModelLoadError, OverloadedError
-from nnperf.model import ModelSource, load_model
+from nnperf.errors import InvalidInputError, OverloadedError
+from nnperf.model import ModelSource
 from nnperf.runtime.feeds import FeedValidator, Inputs
 from nnperf.runtime.observers import Observers, RunEvent
 from nnperf.runtime.runner import default_max_inflight
-from nnperf.runtime.session import Session, resolve_config
+from nnperf.runtime.session import Session
 from nnperf.types import TensorDesc
 
-__all__ = ["Pipeline", "StageInfo", "create_pipeline"]
-
-_BALANCES = ("flops", "nodes")
+__all__ = ["Pipeline", "StageInfo", "load_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -294,209 +287,57 @@ class Pipeline:
         return f"Pipeline(stages={len(self.stages)}, devices={[s.device for s in self.stages]})"
 
 
-# --------------------------------------------------------------------------------------------
-# graph splitting (onnx imported lazily)
-# --------------------------------------------------------------------------------------------
-
-
-def _numel_of(shape: list[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
-
-
-def _cut_points(costs: Sequence[int], stages: int) -> list[int]:
-    """Node indices where stages 1..K-1 start, balancing the prefix sums of ``costs``."""
-    total = float(sum(costs))
-    prefix = np.cumsum(costs, dtype=np.float64)
-    n = len(costs)
-    cuts: list[int] = []
-    prev = 0
-    for k in range(1, stages):
-        # Stage k starts at node c: nodes [prev, c) before it; leave room for the stages after.
-        lo, hi = prev + 1, n - (stages - k)
-        target = total * k / stages
-        cands = range(lo, hi + 1)
-        best = min(cands, key=lambda c: abs(prefix[c - 1] - target))
-        cuts.append(best)
-        prev = best
-    return cuts
-
-
-def _split(model_bytes: bytes, stages: int, balance: str) -> tuple[list[Any], list[StageInfo], Any]:
-    """Stage models (``onnx.ModelProto``), their descriptions and the whole (shape-inferred) model."""
-    import onnx
-    import onnx.shape_inference
-    import onnx.utils
-
-    from nnperf.flops import node_flops, shape_map
-
-    model = onnx.ModelProto.FromString(model_bytes)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"shape inference failed, so the graph cannot be split: {exc}"
-        ) from exc
-    graph = inferred.graph
-    nodes = list(graph.node)
-    if stages > len(nodes):
-        raise InvalidInputError(
-            f"stages={stages}: the model has only {len(nodes)} node(s); expected at most "
-            f"{len(nodes)} stages"
-        )
-    shapes = shape_map(graph)
-
-    def cost(node: Any) -> int:
-        # Ops without a FLOPs estimate cost their output size, so no node is free.
-        outputs = sum(_numel_of(shapes.get(o, [1])) for o in node.output if o)
-        return node_flops(node, shapes) or max(1, outputs)
-
-    # "nodes": every node costs the same.
-    costs = [cost(nd) if balance == "flops" else 1 for nd in nodes]
-    bounds = [0, *_cut_points(costs, stages), len(nodes)]
-    initializers = {i.name for i in graph.initializer}
-    graph_outputs = [o.name for o in graph.output]
-    produced_at: dict[str, int] = {}
-    for k in range(stages):
-        for nd in nodes[bounds[k] : bounds[k + 1]]:
-            for o in nd.output:
-                if o:
-                    produced_at[o] = k
-    read_at: dict[str, set[int]] = {}
-    for k in range(stages):
-        for nd in nodes[bounds[k] : bounds[k + 1]]:
-            for i in nd.input:
-                if i and i not in initializers:
-                    read_at.setdefault(i, set()).add(k)
-    extractor = onnx.utils.Extractor(inferred)
-    protos: list[Any] = []
-    infos: list[StageInfo] = []
-    for k in range(stages):
-        stage_nodes = nodes[bounds[k] : bounds[k + 1]]
-        ins: list[str] = []
-        for nd in stage_nodes:
-            for i in nd.input:
-                if i and i not in initializers and produced_at.get(i, -1) != k and i not in ins:
-                    ins.append(i)
-        outs = [
-            name
-            for name, at in produced_at.items()
-            if at == k and (name in graph_outputs or any(r > k for r in read_at.get(name, ())))
-        ]
-        if not outs:
-            raise InvalidInputError(
-                f"stage {k} of {stages} produces nothing later stages need (dead nodes?); "
-                "try fewer stages or balance='nodes'"
-            )
-        try:
-            proto = extractor.extract_model(ins, outs)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"could not extract stage {k} (inputs {ins}, outputs {outs}): {exc}"
-            ) from exc
-        protos.append(proto)
-        infos.append(
-            StageInfo(
-                index=k,
-                nodes=len(stage_nodes),
-                flops=int(sum(costs[bounds[k] : bounds[k + 1]])) if balance == "flops" else 0,
-                inputs=tuple(ins),
-                outputs=tuple(outs),
-                device="",
-            )
-        )
-    return protos, infos, inferred
-
-
-def _descs(values: Any, initializers: set[str]) -> tuple[TensorDesc, ...]:
-    from onnx import helper
-
-    out = []
-    for vi in values:
-        if vi.name in initializers:
-            continue
-        tt = vi.type.tensor_type
-        dims = tuple(
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim
-        )
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
-        out.append(TensorDesc(name=vi.name, shape=dims, dtype=dtype))
-    return tuple(out)
-
-
-def create_pipeline(
-    model: ModelSource,
+def load_pipeline(
+    stage_models: Sequence[ModelSource],
+    stages: Sequence[StageInfo],
     *,
-    stages: int = 2,
-    device: str | None = None,
-    config: RunConfig | str | None = None,
-    balance: str = "flops",
+    inputs: tuple[TensorDesc, ...],
+    outputs: tuple[TensorDesc, ...],
+    config: RunConfig,
+    devices: Sequence[str],
+    device: str,
     queue_size: int = 2,
     max_inflight: int | None = None,
 ) -> Pipeline:
-    """Split ``model`` into ``stages`` pieces and load each on its own instance.
+    """Load already split stage models, one Session each, and start the pipeline.
+
+    :func:`nnperf.create_pipeline` (``nnperf.optimize.partition``) splits a model and calls this;
+    call it yourself with stage models split another way.
 
     Args:
-        model: path, ``zoo:NAME``, bytes or ``onnx.ModelProto``.
-        stages: number of stages K (default 2).
-        device: a device with K instances (one per stage) or one instance (copied for every
-            stage); default ``cpu(1)*K``.
-        config: a :class:`RunConfig` (or JSON path) for every stage; its device is the default.
-        balance: ``"flops"`` (default: equal estimated FLOPs per stage) or ``"nodes"``.
+        stage_models: one model per stage, in order; each reads graph inputs or earlier stages'
+            outputs.
+        stages: their descriptions (what each reads and hands on).
+        inputs / outputs: the whole model's inputs and outputs.
+        config: the run configuration of every stage (its device is replaced by ``devices``).
+        devices: the instance each stage runs on (``cpu(1)``, ``cpu:0``...).
+        device: the device string of the whole pipeline (reported by ``bench``).
         queue_size: queries that may wait between two stages (default 2).
-        max_inflight: queries inside the pipeline at once; default ``$NNPERF_MAX_INFLIGHT``, else
-            K + 3.
-
-    Raises:
-        InvalidInputError: bad stages, balance or device; ModelLoadError: the graph cannot be split.
+        max_inflight: queries inside at once (default ``$NNPERF_MAX_INFLIGHT``, else K + 3).
     """
-    if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
-        raise InvalidInputError(f"stages: got {stages!r}, expected a positive integer")
-    if balance not in _BALANCES:
-        raise InvalidInputError(f"balance: got {balance!r}, expected one of {list(_BALANCES)}")
     if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
         raise InvalidInputError(f"queue_size: got {queue_size!r}, expected a positive integer")
-    cfg = resolve_config(config, device=device)
-    spec = parse_device(cfg.device if cfg.device is not None else f"cpu(1)*{stages}")
-    if len(spec.instances) == 1:
-        instances = [spec.instances[0]] * stages
-    elif len(spec.instances) == stages:
-        instances = list(spec.instances)
-    else:
+    if not (len(stage_models) == len(stages) == len(devices)) or not stages:
         raise InvalidInputError(
-            f"device {spec.text!r} has {len(spec.instances)} instances for {stages} stages; "
-            f"expected {stages} instances (one per stage, e.g. 'cpu(1)*{stages}') or one"
+            f"load_pipeline: got {len(stage_models)} models, {len(stages)} stage descriptions and "
+            f"{len(devices)} devices; expected one of each per stage"
         )
-    blob = load_model(model)
-    protos, infos, whole = _split(blob.data, stages, balance)
-    inits = {i.name for i in whole.graph.initializer}
-    inputs = _descs(whole.graph.input, inits)
-    outputs = _descs(whole.graph.output, set())
     sessions: list[Session] = []
     shared = Observers()
     try:
-        for proto, inst in zip(protos, instances):
-            sessions.append(
-                Session(
-                    proto.SerializeToString(),
-                    config=cfg.replace(device=inst.label),
-                    observers=shared,
-                )
-            )
+        for model, dev in zip(stage_models, devices):
+            sessions.append(Session(model, config=config.replace(device=dev), observers=shared))
     except BaseException:
-        for s in sessions:
-            s.close()
+        for sess in sessions:
+            sess.close()
         raise
-    infos = [
-        StageInfo(i.index, i.nodes, i.flops, i.inputs, i.outputs, inst.label)
-        for i, inst in zip(infos, instances)
-    ]
-    limit = max_inflight or cfg.max_inflight or default_max_inflight(stages, stages)
+    limit = max_inflight or config.max_inflight or default_max_inflight(len(stages), len(stages))
     return Pipeline(
         sessions,
-        infos,
+        stages,
         inputs=inputs,
         outputs=outputs,
         queue_size=queue_size,
         max_inflight=limit,
-        device=spec.text,
+        device=device,
     )

@@ -716,7 +716,7 @@ class DataPlane:
 
     def server_metadata(self) -> dict[str, Any]:
         """The v2 server metadata object (``GET /v2``)."""
-        from nnperf import __version__
+        from nnperf.version import __version__
 
         return {
             "name": self.server_name,
