@@ -149,11 +149,11 @@ def run(args: argparse.Namespace) -> int:
     """Apply the edits, write the model, print the before/after table."""
     import onnx
 
+    from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import ModelEditor, as_proto, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
     from nnperf.optimize.measure import compare_before_after, format_table
     from nnperf.optimize.precision import convert_precision
-    from nnperf.optimize.quantize import random_dataset
 
     original = as_proto(args.model)
     inputs = get_pure_input_names(original)

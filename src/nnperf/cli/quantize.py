@@ -19,7 +19,7 @@ __all__ = ["load_calibration", "register", "run"]
 
 def register(sub: Any) -> None:
     """Add the ``quantize`` subcommand."""
-    from nnperf.optimize.quantize import CalibrationMethod
+    from nnperf.optimize.calibrate import CalibrationMethod
 
     p = sub.add_parser(
         "quantize",
@@ -98,8 +98,8 @@ def register(sub: Any) -> None:
 
 def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
     """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files."""
+    from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import get_pure_input_names
-    from nnperf.optimize.quantize import random_dataset
 
     if spec.startswith("random:"):
         try:
@@ -155,15 +155,11 @@ def run(args: argparse.Namespace) -> int:
     """Calibrate, quantize, print the choice and the before/after table."""
     import onnx
 
+    from nnperf.optimize.calibrate import Calibrator
     from nnperf.optimize.editor import as_proto
     from nnperf.optimize.measure import compare_before_after, format_table
-    from nnperf.optimize.quantize import (
-        Calibrator,
-        choose_quantization,
-        layer_sensitivity,
-        prepare,
-        quantize,
-    )
+    from nnperf.optimize.quant_search import choose_quantization, layer_sensitivity
+    from nnperf.optimize.quantize import prepare, quantize
 
     float_model = as_proto(args.model)
     model = prepare(float_model) if args.prepare else float_model

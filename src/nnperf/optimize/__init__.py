@@ -11,21 +11,18 @@
 
 from __future__ import annotations
 
+from nnperf.optimize.calibrate import CalibrationMethod, Calibrator, random_dataset
 from nnperf.optimize.editor import ModelEditor, get_output_names, get_pure_input_names
 from nnperf.optimize.graph import GraphDump, compare_dump_load, dump_optimized, optimized_op_counts
 from nnperf.optimize.measure import Comparison, StageTimes, compare_before_after, measure_model
 from nnperf.optimize.precision import convert_precision
-from nnperf.optimize.quantize import (
-    CalibrationMethod,
-    Calibrator,
+from nnperf.optimize.quant_search import (
     LayerSensitivity,
     QuantizeChoice,
     choose_quantization,
     layer_sensitivity,
-    prepare,
-    quantize,
-    random_dataset,
 )
+from nnperf.optimize.quantize import prepare, quantize
 from nnperf.optimize.verify import (
     Agreement,
     EquivalenceError,

@@ -1,0 +1,345 @@
+"""Calibration (Furiosa's ``Calibrator``): activation ranges per tensor from sample data.
+
+Min-max, entropy and percentile use onnxruntime's calibrators; MSE and SQNR are nnperf's own range
+search (clip ranges tried on sampled activations, the one with the least quantization error kept).
+Each method comes asymmetric or symmetric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from nnperf.errors import InvalidInputError
+from nnperf.model import ModelSource
+from nnperf.optimize.editor import as_proto, get_pure_input_names
+from nnperf.types import RunConfig
+
+__all__ = ["CalibrationMethod", "Calibrator", "ProgressFn", "Sample", "random_dataset"]
+
+Sample = Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
+ProgressFn = Callable[[int], None]
+
+
+class CalibrationMethod(str, Enum):
+    """Calibration methods (Furiosa's names, lower case)."""
+
+    MIN_MAX_ASYM = "min_max_asym"
+    MIN_MAX_SYM = "min_max_sym"
+    ENTROPY_ASYM = "entropy_asym"
+    ENTROPY_SYM = "entropy_sym"
+    PERCENTILE_ASYM = "percentile_asym"
+    PERCENTILE_SYM = "percentile_sym"
+    MSE_ASYM = "mse_asym"
+    MSE_SYM = "mse_sym"
+    SQNR_ASYM = "sqnr_asym"
+    SQNR_SYM = "sqnr_sym"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether ranges are symmetric around zero."""
+        return self.value.endswith("_sym")
+
+    @property
+    def family(self) -> str:
+        """``min_max``, ``entropy``, ``percentile``, ``mse`` or ``sqnr``."""
+        return self.value.rsplit("_", 1)[0]
+
+
+def _method(value: str | CalibrationMethod) -> CalibrationMethod:
+    try:
+        return CalibrationMethod(str(value).lower().replace("-", "_"))
+    except ValueError:
+        raise InvalidInputError(
+            f"calibration method: got {value!r}, expected one of "
+            f"{[m.value for m in CalibrationMethod]}"
+        ) from None
+
+
+def _feed_dict(sample: Sample, names: Sequence[str]) -> dict[str, np.ndarray]:
+    if isinstance(sample, Mapping):
+        return {k: np.asarray(v) for k, v in sample.items()}
+    if isinstance(sample, np.ndarray):
+        return {names[0]: sample}
+    values = list(sample)
+    if len(values) != len(names):
+        raise InvalidInputError(
+            f"calibration sample: got {len(values)} arrays, expected {len(names)} ({names})"
+        )
+    return {n: np.asarray(v) for n, v in zip(names, values)}
+
+
+def random_dataset(
+    model: ModelSource, count: int, *, seed: int = 0, batch: int = 1
+) -> list[dict[str, np.ndarray]]:
+    """``count`` random feeds for ``model`` (uniform [0, 1) floats, small ints), for smoke tests.
+
+    Random calibration says nothing about accuracy; use real data for deployed models.
+    """
+    from nnperf.runtime import Session
+
+    rng = np.random.default_rng(seed)
+    with Session(model, config=RunConfig(device="cpu(1)")) as sess:
+        descs = sess.inputs
+    out = []
+    for _ in range(count):
+        feed: dict[str, np.ndarray] = {}
+        for d in descs:
+            shape = [
+                int(s) if isinstance(s, int) else (batch if i == 0 else 1)
+                for i, s in enumerate(d.shape)
+            ]
+            if np.issubdtype(np.dtype(d.dtype), np.floating):
+                feed[d.name] = rng.random(shape, dtype=np.float32).astype(d.dtype)
+            else:
+                feed[d.name] = rng.integers(0, 2, size=shape).astype(d.dtype)
+        out.append(feed)
+    return out
+
+
+class _Reader:
+    """onnxruntime ``CalibrationDataReader`` over an iterable, counting samples."""
+
+    def __init__(self, data: Iterable[Sample], names: Sequence[str], progress: ProgressFn | None):
+        self._it: Iterator[Sample] = iter(data)
+        self._names = names
+        self._progress = progress
+        self.count = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        try:
+            sample = next(self._it)
+        except StopIteration:
+            return None
+        self.count += 1
+        if self._progress is not None:
+            self._progress(self.count)
+        return _feed_dict(sample, self._names)
+
+    def __iter__(self) -> _Reader:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
+
+
+class Calibrator:
+    """Collect activation statistics and compute a quantization range per tensor.
+
+    Args:
+        model: the float model (prepare it first with :func:`prepare` for best results).
+        method: a :class:`CalibrationMethod` or its name (default ``min_max_asym``).
+        percentage: percentile kept by the percentile method (default 99.99).
+        samples_per_tensor: values kept per tensor per sample by MSE/SQNR (default 4096).
+
+    ``collect_data`` may be called many times; ``compute_range`` uses everything collected.
+    """
+
+    def __init__(
+        self,
+        model: ModelSource,
+        method: str | CalibrationMethod = CalibrationMethod.MIN_MAX_ASYM,
+        *,
+        percentage: float = 99.99,
+        samples_per_tensor: int = 4096,
+        seed: int = 0,
+    ) -> None:
+        self.method = _method(method)
+        if not 0.0 < percentage <= 100.0:
+            raise InvalidInputError(f"percentage: got {percentage}, expected 0 < p <= 100")
+        self.percentage = percentage
+        self._proto = as_proto(model)
+        self._inputs = get_pure_input_names(self._proto)
+        self._samples = 0
+        self._tmp = tempfile.TemporaryDirectory(prefix="nnperf-calib-")
+        self._ort: Any = None
+        self._k = samples_per_tensor
+        self._rng = np.random.default_rng(seed)
+        # MSE / SQNR state
+        self._session: Any = None
+        self._tensors: list[str] = []
+        self._lo: dict[str, float] = {}
+        self._hi: dict[str, float] = {}
+        self._blocks: dict[str, list[np.ndarray]] = {}
+        if self.method.family in ("min_max", "entropy", "percentile"):
+            self._ort = self._ort_calibrator()
+        else:
+            self._own_session()
+
+    def _ort_calibrator(self) -> Any:
+        from onnxruntime.quantization.calibrate import CalibrationMethod as OrtMethod
+        from onnxruntime.quantization.calibrate import create_calibrator
+
+        path = os.path.join(self._tmp.name, "model.onnx")
+        onnx.save(self._proto, path)
+        ort_method = {
+            "min_max": OrtMethod.MinMax,
+            "entropy": OrtMethod.Entropy,
+            "percentile": OrtMethod.Percentile,
+        }[self.method.family]
+        # symmetric ranges are derived from the asymmetric ones in compute_range (Furiosa's rule:
+        # [0, a] for never-negative tensors), so onnxruntime always calibrates asymmetric
+        extra: dict[str, Any] = {"symmetric": False}
+        if self.method.family == "percentile":
+            extra["percentile"] = self.percentage
+        return create_calibrator(
+            Path(path),
+            augmented_model_path=os.path.join(self._tmp.name, "augmented.onnx"),
+            calibrate_method=ort_method,
+            providers=["CPUExecutionProvider"],
+            extra_options=extra,
+        )
+
+    def _own_session(self) -> None:
+        from nnperf.runtime import Session
+
+        inferred = onnx.shape_inference.infer_shapes(self._proto)
+        floats = {
+            vi.name
+            for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+            if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        }
+        inits = {i.name for i in inferred.graph.initializer}
+        names: list[str] = [n for n in self._inputs if n in floats]
+        for node in inferred.graph.node:
+            names.extend(o for o in node.output if o in floats and o not in inits)
+        self._tensors = list(dict.fromkeys(names))
+        augmented = onnx.ModelProto()
+        augmented.CopyFrom(inferred)
+        present = {o.name for o in augmented.graph.output}
+        for name in self._tensors:
+            if name not in present:
+                augmented.graph.output.append(
+                    onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                )
+        self._session = Session(augmented, config=RunConfig(device="cpu(1)"))
+        self._out_names = [o.name for o in self._session.outputs]
+
+    def collect_data(self, dataset: Iterable[Sample], *, progress: ProgressFn | None = None) -> int:
+        """Run the model on every sample and accumulate statistics.
+
+        Args:
+            dataset: samples: a dict by input name, a list in input order, or one array.
+            progress: called with the running sample count after each sample.
+
+        Returns:
+            How many samples this call consumed.
+        """
+        reader = _Reader(dataset, self._inputs, progress)
+        if self._ort is not None:
+            with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints progress
+                self._ort.collect_data(reader)
+        else:
+            for feed in reader:
+                outs = self._session.run(feed)
+                for name, value in zip(self._out_names, outs):
+                    if name in self._tensors:
+                        self._accumulate(name, np.asarray(value, dtype=np.float32))
+        self._samples += reader.count
+        return reader.count
+
+    def _accumulate(self, name: str, value: np.ndarray) -> None:
+        flat = value.ravel()
+        if flat.size == 0:
+            return
+        self._lo[name] = min(self._lo.get(name, np.inf), float(flat.min()))
+        self._hi[name] = max(self._hi.get(name, -np.inf), float(flat.max()))
+        if flat.size > self._k:
+            flat = self._rng.choice(flat, self._k, replace=False)
+        self._blocks.setdefault(name, []).append(flat.copy())
+
+    def compute_range(self) -> dict[str, tuple[float, float]]:
+        """The range (min, max) per calibrated tensor.
+
+        Symmetric methods give ``(-a, a)``, or ``(0, a)`` for tensors that were never negative.
+
+        Raises:
+            InvalidInputError: ``collect_data`` was never called (or saw no samples).
+        """
+        if self._samples == 0:
+            raise InvalidInputError(
+                "compute_range: no calibration data; call collect_data(dataset) first"
+            )
+        if self._ort is not None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                data = self._ort.compute_data()
+            out: dict[str, tuple[float, float]] = {}
+            for name in data:
+                lo, hi = data[name].range_value
+                out[name] = self._shape(
+                    float(np.asarray(lo).ravel()[0]), float(np.asarray(hi).ravel()[0])
+                )
+            return out
+        return {name: self._search(name) for name in self._tensors if name in self._lo}
+
+    def _shape(self, lo: float, hi: float) -> tuple[float, float]:
+        """Symmetric methods: (-a, a), or (0, a) when nothing was negative (Furiosa's rule)."""
+        if not self.method.symmetric:
+            return (lo, hi)
+        a = max(abs(lo), abs(hi))
+        return (0.0, a) if lo >= 0 else (-a, a)
+
+    def _search(self, name: str) -> tuple[float, float]:
+        lo0, hi0 = min(self._lo[name], 0.0), max(self._hi[name], 0.0)
+        blocks = self._blocks[name]
+        values = np.concatenate(blocks).astype(np.float64)
+        best: tuple[float, tuple[float, float]] | None = None
+        for frac in np.linspace(0.1, 1.0, 46):
+            if self.method.symmetric:
+                a = max(-lo0, hi0) * frac
+                cand = (0.0, a) if lo0 >= 0 else (-a, a)
+            else:
+                cand = (lo0 * frac, hi0 * frac)
+            if cand[1] - cand[0] <= 0:
+                continue
+            if self.method.family == "mse":
+                score = float(np.mean((values - _fake_quant(values, *cand)) ** 2))
+            else:  # sqnr: mean over samples of the SQNR in dB, negated to minimise
+                snrs = []
+                for b in blocks:
+                    b64 = b.astype(np.float64)
+                    noise = float(np.sum((b64 - _fake_quant(b64, *cand)) ** 2))
+                    signal = float(np.sum(b64**2))
+                    snrs.append(10 * np.log10((signal + 1e-30) / (noise + 1e-30)))
+                score = -float(np.mean(snrs))
+            if best is None or score < best[0]:
+                best = (score, cand)
+        if best is None:
+            return (float(lo0), float(hi0) if hi0 > lo0 else float(lo0) + 1e-6)
+        return (float(best[1][0]), float(best[1][1]))
+
+    def close(self) -> None:
+        """Release the calibration session and temporary files. Idempotent."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self._ort = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Calibrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fake_quant(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    scale = (hi - lo) / 255.0
+    zp = np.round(-lo / scale)
+    q = np.clip(np.round(values / scale) + zp, 0, 255)
+    return np.asarray((q - zp) * scale)

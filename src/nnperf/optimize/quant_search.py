@@ -1,0 +1,272 @@
+"""Choosing a quantization by measurement: candidates timed and checked against the float model
+(:func:`choose_quantization`), and the error each quantized layer adds alone
+(:func:`layer_sensitivity`)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from nnperf.errors import InvalidInputError
+from nnperf.model import ModelSource
+from nnperf.optimize.calibrate import ProgressFn
+from nnperf.optimize.editor import as_proto
+from nnperf.optimize.quantize import quantize
+from nnperf.optimize.verify import Agreement, compare_outputs
+from nnperf.types import RunConfig
+
+__all__ = [
+    "LayerSensitivity",
+    "QuantizeCandidate",
+    "QuantizeChoice",
+    "choose_quantization",
+    "layer_sensitivity",
+]
+
+
+@dataclass(frozen=True)
+class QuantizeCandidate:
+    """One quantization configuration, measured.
+
+    Attributes:
+        activation_type: ``uint8`` or ``int8``.
+        per_channel: per-channel weight scales.
+        latency_ms: median latency of one query at one thread.
+        agreement: outputs compared with the float model on the evaluation feeds.
+        meets_target: whether ``agreement.cosine`` reached the target.
+    """
+
+    activation_type: str
+    per_channel: bool
+    latency_ms: float
+    agreement: Agreement
+    meets_target: bool
+
+    @property
+    def label(self) -> str:
+        """Short text, e.g. ``u8 act / per-channel``."""
+        act = "u8" if self.activation_type == "uint8" else "s8"
+        return f"{act} act / {'per-channel' if self.per_channel else 'per-tensor'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "activation_type": self.activation_type,
+            "per_channel": self.per_channel,
+            "latency_ms": self.latency_ms,
+            "agreement": self.agreement.to_dict(),
+            "meets_target": self.meets_target,
+        }
+
+
+@dataclass(frozen=True)
+class QuantizeChoice:
+    """The result of :func:`choose_quantization`.
+
+    Attributes:
+        model: the chosen quantized model.
+        chosen: the chosen candidate.
+        candidates: every measured candidate.
+        float_latency_ms: the float model's median latency, same conditions.
+        explanation: why this candidate was chosen, in one paragraph.
+    """
+
+    model: onnx.ModelProto = field(repr=False)
+    chosen: QuantizeCandidate
+    candidates: tuple[QuantizeCandidate, ...]
+    float_latency_ms: float
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without the model)."""
+        return {
+            "chosen": self.chosen.to_dict(),
+            "candidates": [c.to_dict() for c in self.candidates],
+            "float_latency_ms": self.float_latency_ms,
+            "explanation": self.explanation,
+        }
+
+
+def _median_latency_ms(
+    model: ModelSource, feeds: Sequence[dict[str, np.ndarray]], iters: int
+) -> float:
+    from nnperf.runtime import Session
+
+    with Session(model, config=RunConfig(device="cpu(1)")) as sess:
+        for f in feeds[:2]:
+            sess.run(f)
+        times = []
+        for i in range(iters):
+            f = feeds[i % len(feeds)]
+            t0 = time.perf_counter_ns()
+            sess.run(f)
+            times.append(time.perf_counter_ns() - t0)
+    return statistics.median(times) / 1e6
+
+
+def _run_all(model: ModelSource, feeds: Sequence[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+    from nnperf.runtime import Session
+
+    with Session(model, config=RunConfig(device="cpu(1)")) as sess:
+        return [sess.run(f) for f in feeds]
+
+
+def choose_quantization(
+    model: ModelSource,
+    ranges: Mapping[str, tuple[float, float]],
+    feeds: Sequence[dict[str, np.ndarray]],
+    *,
+    min_cosine: float = 0.99,
+    iters: int = 20,
+    candidates: Sequence[tuple[str, bool]] = (
+        ("uint8", True),
+        ("int8", True),
+        ("uint8", False),
+        ("int8", False),
+    ),
+    nodes_to_exclude: Sequence[str] = (),
+) -> QuantizeChoice:
+    """Try quantization configurations, measure each, keep the fastest that is accurate enough.
+
+    Args:
+        model: the (prepared) float model.
+        ranges: calibrated ranges.
+        feeds: evaluation queries (also used for timing).
+        min_cosine: accuracy target: cosine similarity to the float outputs (default 0.99).
+        iters: timed runs per candidate (default 20; median kept).
+        candidates: (activation_type, per_channel) pairs to try.
+        nodes_to_exclude: nodes kept in float in every candidate.
+    """
+    if not feeds:
+        raise InvalidInputError("choose_quantization: got no feeds; expected at least one query")
+    reference = _run_all(model, feeds)
+    float_ms = _median_latency_ms(model, feeds, iters)
+    measured: list[tuple[QuantizeCandidate, onnx.ModelProto]] = []
+    for act, per_channel in candidates:
+        q = quantize(
+            model,
+            ranges,
+            per_channel=per_channel,
+            activation_type=act,
+            nodes_to_exclude=nodes_to_exclude,
+        )
+        agreement = compare_outputs(reference, _run_all(q, feeds))
+        cand = QuantizeCandidate(
+            activation_type=act,
+            per_channel=per_channel,
+            latency_ms=_median_latency_ms(q, feeds, iters),
+            agreement=agreement,
+            meets_target=agreement.cosine >= min_cosine,
+        )
+        measured.append((cand, q))
+    good = [m for m in measured if m[0].meets_target]
+    pool = good or measured
+    best, best_model = (
+        min(pool, key=lambda m: m[0].latency_ms)
+        if good
+        else max(pool, key=lambda m: m[0].agreement.cosine)
+    )
+    speedup = float_ms / best.latency_ms if best.latency_ms > 0 else float("nan")
+    if good:
+        why = (
+            f"chose {best.label}: the fastest of {len(good)} candidate(s) with cosine >= "
+            f"{min_cosine} ({best.agreement.cosine:.4f}); {best.latency_ms:.3f} ms vs float "
+            f"{float_ms:.3f} ms ({speedup:.2f}x)."
+        )
+    else:
+        why = (
+            f"no candidate reached cosine {min_cosine}; chose the most accurate, {best.label} "
+            f"(cosine {best.agreement.cosine:.4f}). Keep the most sensitive layers in float "
+            "(layer_sensitivity / --keep-float) or calibrate on real data."
+        )
+    if speedup < 1.0:
+        why += (
+            " int8 is SLOWER than float here: Q/DQ conversions around ops without int8 kernels, "
+            "or a model too small for int8 to pay off; see the profiler's external-operator "
+            "table for the QuantizeLinear/DequantizeLinear time."
+        )
+    return QuantizeChoice(
+        model=best_model,
+        chosen=best,
+        candidates=tuple(m[0] for m in measured),
+        float_latency_ms=float_ms,
+        explanation=why,
+    )
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    """Error one quantized node adds on its own.
+
+    Attributes:
+        node: node name.
+        op_type: its operator.
+        max_abs_err: max abs error of the model outputs with only this node quantized.
+        cosine: cosine similarity of the outputs with only this node quantized.
+    """
+
+    node: str
+    op_type: str
+    max_abs_err: float
+    cosine: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "node": self.node,
+            "op_type": self.op_type,
+            "max_abs_err": self.max_abs_err,
+            "cosine": self.cosine,
+        }
+
+
+_QUANTIZABLE = ("Conv", "MatMul", "Gemm", "ConvTranspose")
+
+
+def layer_sensitivity(
+    model: ModelSource,
+    ranges: Mapping[str, tuple[float, float]],
+    feeds: Sequence[dict[str, np.ndarray]],
+    *,
+    per_channel: bool = True,
+    activation_type: str = "uint8",
+    progress: ProgressFn | None = None,
+) -> list[LayerSensitivity]:
+    """Quantize one Conv/MatMul/Gemm node at a time and measure the error each adds.
+
+    Returns:
+        One entry per node, worst (lowest cosine) first. Pass the first few names as
+        ``quantize(..., nodes_to_exclude=...)`` to keep them in float.
+    """
+    proto = as_proto(model)
+    reference = _run_all(proto, feeds)
+    result = []
+    targets = [n for n in proto.graph.node if n.op_type in _QUANTIZABLE]
+    for i, node in enumerate(targets):
+        if not node.name:
+            continue
+        q = quantize(
+            proto,
+            ranges,
+            per_channel=per_channel,
+            activation_type=activation_type,
+            nodes_to_quantize=[node.name],
+        )
+        agreement = compare_outputs(reference, _run_all(q, feeds))
+        result.append(
+            LayerSensitivity(
+                node=node.name,
+                op_type=node.op_type,
+                max_abs_err=agreement.max_abs_err,
+                cosine=agreement.cosine,
+            )
+        )
+        if progress is not None:
+            progress(i + 1)
+    return sorted(result, key=lambda s: s.cosine)
