@@ -28,6 +28,7 @@ __all__ = ["CalibrationMethod", "Calibrator", "ProgressFn", "Sample", "random_da
 
 Sample = Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
 ProgressFn = Callable[[int], None]
+Range = tuple[float, float]
 
 
 class CalibrationMethod(str, Enum):
@@ -138,6 +139,155 @@ class _Reader:
         return item
 
 
+_ORT_METHODS = {"min_max": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+"""Method family -> onnxruntime ``CalibrationMethod`` member; the other families are searched."""
+
+
+class _OrtStatistics:
+    """Min-max, entropy and percentile: onnxruntime's calibrators (always asymmetric; symmetric
+    ranges are derived from them by the caller, Furiosa's rule)."""
+
+    def __init__(self, proto: onnx.ModelProto, family: str, percentage: float, tmp: str) -> None:
+        from onnxruntime.quantization.calibrate import CalibrationMethod as OrtMethod
+        from onnxruntime.quantization.calibrate import create_calibrator
+
+        path = os.path.join(tmp, "model.onnx")
+        onnx.save(proto, path)
+        extra: dict[str, Any] = {"symmetric": False}
+        if family == "percentile":
+            extra["percentile"] = percentage
+        self._ort: Any = create_calibrator(
+            Path(path),
+            augmented_model_path=os.path.join(tmp, "augmented.onnx"),
+            calibrate_method=getattr(OrtMethod, _ORT_METHODS[family]),
+            providers=["CPUExecutionProvider"],
+            extra_options=extra,
+        )
+
+    def collect(self, reader: _Reader) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints progress
+            self._ort.collect_data(reader)
+
+    def ranges(self, shape: Callable[[float, float], tuple[float, float]]) -> dict[str, Range]:
+        with contextlib.redirect_stdout(io.StringIO()):
+            data = self._ort.compute_data()
+        out: dict[str, Range] = {}
+        for name in data:
+            lo, hi = data[name].range_value
+            out[name] = shape(float(np.asarray(lo).ravel()[0]), float(np.asarray(hi).ravel()[0]))
+        return out
+
+    def close(self) -> None:
+        self._ort = None
+
+
+def _mse(values: list[np.ndarray], lo: float, hi: float) -> float:
+    """Mean squared quantization error over every kept value."""
+    v = np.concatenate(values).astype(np.float64)
+    return float(np.mean((v - _fake_quant(v, lo, hi)) ** 2))
+
+
+def _neg_sqnr(values: list[np.ndarray], lo: float, hi: float) -> float:
+    """Minus the mean over samples of the SQNR in dB (minimised like an error)."""
+    snrs = []
+    for b in values:
+        b64 = b.astype(np.float64)
+        noise = float(np.sum((b64 - _fake_quant(b64, lo, hi)) ** 2))
+        signal = float(np.sum(b64**2))
+        snrs.append(10 * np.log10((signal + 1e-30) / (noise + 1e-30)))
+    return -float(np.mean(snrs))
+
+
+_SEARCH_SCORES: dict[str, Callable[[list[np.ndarray], float, float], float]] = {
+    "mse": _mse,
+    "sqnr": _neg_sqnr,
+}
+"""Method family -> the error a candidate range is scored by (lower is better)."""
+
+
+class _SearchStatistics:
+    """MSE and SQNR: nnperf's range search over sampled activations."""
+
+    def __init__(
+        self,
+        proto: onnx.ModelProto,
+        family: str,
+        inputs: Sequence[str],
+        samples_per_tensor: int,
+        seed: int,
+    ) -> None:
+        from nnperf.runtime import Session
+
+        self._score = _SEARCH_SCORES[family]
+        self._k = samples_per_tensor
+        self._rng = np.random.default_rng(seed)
+        self._lo: dict[str, float] = {}
+        self._hi: dict[str, float] = {}
+        self._blocks: dict[str, list[np.ndarray]] = {}
+        inferred = onnx.shape_inference.infer_shapes(proto)
+        floats = {
+            vi.name
+            for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+            if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        }
+        inits = {i.name for i in inferred.graph.initializer}
+        names: list[str] = [n for n in inputs if n in floats]
+        for node in inferred.graph.node:
+            names.extend(o for o in node.output if o in floats and o not in inits)
+        self._tensors = list(dict.fromkeys(names))
+        augmented = onnx.ModelProto()
+        augmented.CopyFrom(inferred)
+        present = {o.name for o in augmented.graph.output}
+        for name in self._tensors:
+            if name not in present:
+                augmented.graph.output.append(
+                    onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                )
+        self._session: Any = Session(augmented, config=RunConfig(device="cpu(1)"))
+        self._out_names = [o.name for o in self._session.outputs]
+
+    def collect(self, reader: _Reader) -> None:
+        wanted = set(self._tensors)
+        for feed in reader:
+            outs = self._session.run(feed)
+            for name, value in zip(self._out_names, outs):
+                if name in wanted:
+                    self._accumulate(name, np.asarray(value, dtype=np.float32))
+
+    def _accumulate(self, name: str, value: np.ndarray) -> None:
+        flat = value.ravel()
+        if flat.size == 0:
+            return
+        self._lo[name] = min(self._lo.get(name, np.inf), float(flat.min()))
+        self._hi[name] = max(self._hi.get(name, -np.inf), float(flat.max()))
+        if flat.size > self._k:
+            flat = self._rng.choice(flat, self._k, replace=False)
+        self._blocks.setdefault(name, []).append(flat.copy())
+
+    def ranges(self, shape: Callable[[float, float], tuple[float, float]]) -> dict[str, Range]:
+        return {name: self._search(name, shape) for name in self._tensors if name in self._lo}
+
+    def _search(self, name: str, shape: Callable[[float, float], tuple[float, float]]) -> Range:
+        lo0, hi0 = min(self._lo[name], 0.0), max(self._hi[name], 0.0)
+        blocks = self._blocks[name]
+        best: tuple[float, Range] | None = None
+        for frac in np.linspace(0.1, 1.0, 46):
+            cand = shape(lo0 * frac, hi0 * frac)
+            if cand[1] - cand[0] <= 0:
+                continue
+            score = self._score(blocks, *cand)
+            if best is None or score < best[0]:
+                best = (score, cand)
+        if best is None:
+            return (float(lo0), float(hi0) if hi0 > lo0 else float(lo0) + 1e-6)
+        return (float(best[1][0]), float(best[1][1]))
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
 class Calibrator:
     """Collect activation statistics and compute a quantization range per tensor.
 
@@ -167,68 +317,12 @@ class Calibrator:
         self._inputs = get_pure_input_names(self._proto)
         self._samples = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="nnperf-calib-")
-        self._ort: Any = None
-        self._k = samples_per_tensor
-        self._rng = np.random.default_rng(seed)
-        # MSE / SQNR state
-        self._session: Any = None
-        self._tensors: list[str] = []
-        self._lo: dict[str, float] = {}
-        self._hi: dict[str, float] = {}
-        self._blocks: dict[str, list[np.ndarray]] = {}
-        if self.method.family in ("min_max", "entropy", "percentile"):
-            self._ort = self._ort_calibrator()
-        else:
-            self._own_session()
-
-    def _ort_calibrator(self) -> Any:
-        from onnxruntime.quantization.calibrate import CalibrationMethod as OrtMethod
-        from onnxruntime.quantization.calibrate import create_calibrator
-
-        path = os.path.join(self._tmp.name, "model.onnx")
-        onnx.save(self._proto, path)
-        ort_method = {
-            "min_max": OrtMethod.MinMax,
-            "entropy": OrtMethod.Entropy,
-            "percentile": OrtMethod.Percentile,
-        }[self.method.family]
-        # symmetric ranges are derived from the asymmetric ones in compute_range (Furiosa's rule:
-        # [0, a] for never-negative tensors), so onnxruntime always calibrates asymmetric
-        extra: dict[str, Any] = {"symmetric": False}
-        if self.method.family == "percentile":
-            extra["percentile"] = self.percentage
-        return create_calibrator(
-            Path(path),
-            augmented_model_path=os.path.join(self._tmp.name, "augmented.onnx"),
-            calibrate_method=ort_method,
-            providers=["CPUExecutionProvider"],
-            extra_options=extra,
+        family = self.method.family
+        self._stats: _OrtStatistics | _SearchStatistics = (
+            _OrtStatistics(self._proto, family, percentage, self._tmp.name)
+            if family in _ORT_METHODS
+            else _SearchStatistics(self._proto, family, self._inputs, samples_per_tensor, seed)
         )
-
-    def _own_session(self) -> None:
-        from nnperf.runtime import Session
-
-        inferred = onnx.shape_inference.infer_shapes(self._proto)
-        floats = {
-            vi.name
-            for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-            if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-        }
-        inits = {i.name for i in inferred.graph.initializer}
-        names: list[str] = [n for n in self._inputs if n in floats]
-        for node in inferred.graph.node:
-            names.extend(o for o in node.output if o in floats and o not in inits)
-        self._tensors = list(dict.fromkeys(names))
-        augmented = onnx.ModelProto()
-        augmented.CopyFrom(inferred)
-        present = {o.name for o in augmented.graph.output}
-        for name in self._tensors:
-            if name not in present:
-                augmented.graph.output.append(
-                    onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-                )
-        self._session = Session(augmented, config=RunConfig(device="cpu(1)"))
-        self._out_names = [o.name for o in self._session.outputs]
 
     def collect_data(self, dataset: Iterable[Sample], *, progress: ProgressFn | None = None) -> int:
         """Run the model on every sample and accumulate statistics.
@@ -241,27 +335,9 @@ class Calibrator:
             How many samples this call consumed.
         """
         reader = _Reader(dataset, self._inputs, progress)
-        if self._ort is not None:
-            with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints progress
-                self._ort.collect_data(reader)
-        else:
-            for feed in reader:
-                outs = self._session.run(feed)
-                for name, value in zip(self._out_names, outs):
-                    if name in self._tensors:
-                        self._accumulate(name, np.asarray(value, dtype=np.float32))
+        self._stats.collect(reader)
         self._samples += reader.count
         return reader.count
-
-    def _accumulate(self, name: str, value: np.ndarray) -> None:
-        flat = value.ravel()
-        if flat.size == 0:
-            return
-        self._lo[name] = min(self._lo.get(name, np.inf), float(flat.min()))
-        self._hi[name] = max(self._hi.get(name, -np.inf), float(flat.max()))
-        if flat.size > self._k:
-            flat = self._rng.choice(flat, self._k, replace=False)
-        self._blocks.setdefault(name, []).append(flat.copy())
 
     def compute_range(self) -> dict[str, tuple[float, float]]:
         """The range (min, max) per calibrated tensor.
@@ -275,60 +351,18 @@ class Calibrator:
             raise InvalidInputError(
                 "compute_range: no calibration data; call collect_data(dataset) first"
             )
-        if self._ort is not None:
-            with contextlib.redirect_stdout(io.StringIO()):
-                data = self._ort.compute_data()
-            out: dict[str, tuple[float, float]] = {}
-            for name in data:
-                lo, hi = data[name].range_value
-                out[name] = self._shape(
-                    float(np.asarray(lo).ravel()[0]), float(np.asarray(hi).ravel()[0])
-                )
-            return out
-        return {name: self._search(name) for name in self._tensors if name in self._lo}
+        return self._stats.ranges(self._shape)
 
-    def _shape(self, lo: float, hi: float) -> tuple[float, float]:
+    def _shape(self, lo: float, hi: float) -> Range:
         """Symmetric methods: (-a, a), or (0, a) when nothing was negative (Furiosa's rule)."""
         if not self.method.symmetric:
             return (lo, hi)
         a = max(abs(lo), abs(hi))
         return (0.0, a) if lo >= 0 else (-a, a)
 
-    def _search(self, name: str) -> tuple[float, float]:
-        lo0, hi0 = min(self._lo[name], 0.0), max(self._hi[name], 0.0)
-        blocks = self._blocks[name]
-        values = np.concatenate(blocks).astype(np.float64)
-        best: tuple[float, tuple[float, float]] | None = None
-        for frac in np.linspace(0.1, 1.0, 46):
-            if self.method.symmetric:
-                a = max(-lo0, hi0) * frac
-                cand = (0.0, a) if lo0 >= 0 else (-a, a)
-            else:
-                cand = (lo0 * frac, hi0 * frac)
-            if cand[1] - cand[0] <= 0:
-                continue
-            if self.method.family == "mse":
-                score = float(np.mean((values - _fake_quant(values, *cand)) ** 2))
-            else:  # sqnr: mean over samples of the SQNR in dB, negated to minimise
-                snrs = []
-                for b in blocks:
-                    b64 = b.astype(np.float64)
-                    noise = float(np.sum((b64 - _fake_quant(b64, *cand)) ** 2))
-                    signal = float(np.sum(b64**2))
-                    snrs.append(10 * np.log10((signal + 1e-30) / (noise + 1e-30)))
-                score = -float(np.mean(snrs))
-            if best is None or score < best[0]:
-                best = (score, cand)
-        if best is None:
-            return (float(lo0), float(hi0) if hi0 > lo0 else float(lo0) + 1e-6)
-        return (float(best[1][0]), float(best[1][1]))
-
     def close(self) -> None:
         """Release the calibration session and temporary files. Idempotent."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-        self._ort = None
+        self._stats.close()
         self._tmp.cleanup()
 
     def __enter__(self) -> Calibrator:
