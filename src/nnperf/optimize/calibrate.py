@@ -21,8 +21,8 @@ import onnx
 
 from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
+from nnperf.optimize.config import run_config
 from nnperf.optimize.editor import as_proto, get_pure_input_names
-from nnperf.types import RunConfig
 
 __all__ = ["CalibrationMethod", "Calibrator", "ProgressFn", "Sample", "random_dataset"]
 
@@ -85,29 +85,18 @@ def _feed_dict(sample: Sample, names: Sequence[str]) -> dict[str, np.ndarray]:
 def random_dataset(
     model: ModelSource, count: int, *, seed: int = 0, batch: int = 1
 ) -> list[dict[str, np.ndarray]]:
-    """``count`` random feeds for ``model`` (uniform [0, 1) floats, small ints), for smoke tests.
+    """``count`` random feeds for ``model``, for smoke tests: ``nnperf bench``'s synthetic inputs
+    (:func:`nnperf.bench.inputs.make_feeds`: standard-normal floats, small non-negative ints,
+    all-ones masks), symbolic dimensions set to ``batch`` (leading) or 1.
 
     Random calibration says nothing about accuracy; use real data for deployed models.
     """
+    from nnperf.bench.inputs import make_feeds
     from nnperf.runtime import Session
 
-    rng = np.random.default_rng(seed)
-    with Session(model, config=RunConfig(device="cpu(1)")) as sess:
+    with Session(model, config=run_config()) as sess:
         descs = sess.inputs
-    out = []
-    for _ in range(count):
-        feed: dict[str, np.ndarray] = {}
-        for d in descs:
-            shape = [
-                int(s) if isinstance(s, int) else (batch if i == 0 else 1)
-                for i, s in enumerate(d.shape)
-            ]
-            if np.issubdtype(np.dtype(d.dtype), np.floating):
-                feed[d.name] = rng.random(shape, dtype=np.float32).astype(d.dtype)
-            else:
-                feed[d.name] = rng.integers(0, 2, size=shape).astype(d.dtype)
-        out.append(feed)
-    return out
+    return [make_feeds(descs, batch_size=batch, seed=seed + i) for i in range(count)]
 
 
 class _Reader:
@@ -243,7 +232,7 @@ class _SearchStatistics:
                 augmented.graph.output.append(
                     onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
                 )
-        self._session: Any = Session(augmented, config=RunConfig(device="cpu(1)"))
+        self._session: Any = Session(augmented, config=run_config())
         self._out_names = [o.name for o in self._session.outputs]
 
     def collect(self, reader: _Reader) -> None:

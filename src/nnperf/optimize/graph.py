@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from nnperf.model import ModelSource
+from nnperf.optimize.config import run_config
 from nnperf.optimize.measure import Comparison, compare_before_after
 from nnperf.types import GraphLevel, RunConfig
 
@@ -112,10 +113,7 @@ def optimized_graph(
 
     with tempfile.TemporaryDirectory(prefix="nnperf-opt-") as tmp:
         path = os.path.join(tmp, "optimized.onnx")
-        cfg = (config or RunConfig(device="cpu(1)")).replace(
-            graph_level=GraphLevel(level), optimized_model_path=path
-        )
-        Session(model, config=cfg).close()
+        Session(model, config=run_config(config, graph_level=level, dump_path=path)).close()
         return onnx.load(path)
 
 
@@ -191,8 +189,7 @@ def dump_optimized(
 
     lvl = GraphLevel(level)
     out = os.fspath(path)
-    cfg = (config or RunConfig(device="cpu(1)")).replace(graph_level=lvl, optimized_model_path=out)
-    Session(model, config=cfg).close()
+    Session(model, config=run_config(config, graph_level=lvl, dump_path=out)).close()
     proto = onnx.load(out)
     return _describe(proto, out, lvl)
 
@@ -208,12 +205,11 @@ def compare_dump_load(
 ) -> Comparison:
     """Load/prepare/warm-up/inference of the original (optimised online at ``level``) vs the dump
     (loaded with optimisation disabled), and their output agreement."""
-    cfg = config or RunConfig(device="cpu(1)")
     return compare_before_after(
         model,
         os.fspath(dump_path),
         feeds,
-        config=cfg.replace(graph_level=GraphLevel(level), optimized_model_path=None),
-        after_config=cfg.replace(graph_level=GraphLevel.DISABLED, optimized_model_path=None),
+        config=run_config(config, graph_level=level),
+        after_config=run_config(config, graph_level=GraphLevel.DISABLED),
         iters=iters,
     )

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +15,9 @@ from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
 from nnperf.optimize.calibrate import ProgressFn
 from nnperf.optimize.editor import as_proto
+from nnperf.optimize.measure import Contender, measure_models
 from nnperf.optimize.quantize import quantize
-from nnperf.optimize.verify import Agreement, compare_outputs
-from nnperf.types import RunConfig
+from nnperf.optimize.verify import Agreement, compare_outputs, run_outputs
 
 __all__ = [
     "LayerSensitivity",
@@ -93,30 +91,6 @@ class QuantizeChoice:
         }
 
 
-def _median_latency_ms(
-    model: ModelSource, feeds: Sequence[dict[str, np.ndarray]], iters: int
-) -> float:
-    from nnperf.runtime import Session
-
-    with Session(model, config=RunConfig(device="cpu(1)")) as sess:
-        for f in feeds[:2]:
-            sess.run(f)
-        times = []
-        for i in range(iters):
-            f = feeds[i % len(feeds)]
-            t0 = time.perf_counter_ns()
-            sess.run(f)
-            times.append(time.perf_counter_ns() - t0)
-    return statistics.median(times) / 1e6
-
-
-def _run_all(model: ModelSource, feeds: Sequence[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
-    from nnperf.runtime import Session
-
-    with Session(model, config=RunConfig(device="cpu(1)")) as sess:
-        return [sess.run(f) for f in feeds]
-
-
 def choose_quantization(
     model: ModelSource,
     ranges: Mapping[str, tuple[float, float]],
@@ -124,6 +98,7 @@ def choose_quantization(
     *,
     min_cosine: float = 0.99,
     iters: int = 20,
+    rounds: int = 5,
     candidates: Sequence[tuple[str, bool]] = (
         ("uint8", True),
         ("int8", True),
@@ -134,33 +109,44 @@ def choose_quantization(
 ) -> QuantizeChoice:
     """Try quantization configurations, measure each, keep the fastest that is accurate enough.
 
+    The float model and every candidate are timed together, interleaved
+    (:func:`nnperf.optimize.measure.measure_models`), at one thread.
+
     Args:
         model: the (prepared) float model.
         ranges: calibrated ranges.
         feeds: evaluation queries (also used for timing).
         min_cosine: accuracy target: cosine similarity to the float outputs (default 0.99).
         iters: timed runs per candidate (default 20; median kept).
+        rounds: rounds the timed runs are spread over (default 5).
         candidates: (activation_type, per_channel) pairs to try.
         nodes_to_exclude: nodes kept in float in every candidate.
     """
     if not feeds:
         raise InvalidInputError("choose_quantization: got no feeds; expected at least one query")
-    reference = _run_all(model, feeds)
-    float_ms = _median_latency_ms(model, feeds, iters)
-    measured: list[tuple[QuantizeCandidate, onnx.ModelProto]] = []
-    for act, per_channel in candidates:
-        q = quantize(
+    models = {
+        (act, per_channel): quantize(
             model,
             ranges,
             per_channel=per_channel,
             activation_type=act,
             nodes_to_exclude=nodes_to_exclude,
         )
-        agreement = compare_outputs(reference, _run_all(q, feeds))
+        for act, per_channel in candidates
+    }
+    contenders = {"float": Contender(model, feeds)}
+    contenders.update({f"{act}/{pc}": Contender(q, feeds) for (act, pc), q in models.items()})
+    measured_all = measure_models(contenders, iters=iters, rounds=rounds, return_outputs=True)
+    reference = measured_all["float"].outputs
+    float_ms = measured_all["float"].times.latency_ms
+    measured: list[tuple[QuantizeCandidate, onnx.ModelProto]] = []
+    for (act, per_channel), q in models.items():
+        m = measured_all[f"{act}/{per_channel}"]
+        agreement = compare_outputs(reference, m.outputs)
         cand = QuantizeCandidate(
             activation_type=act,
             per_channel=per_channel,
-            latency_ms=_median_latency_ms(q, feeds, iters),
+            latency_ms=m.times.latency_ms,
             agreement=agreement,
             meets_target=agreement.cosine >= min_cosine,
         )
@@ -245,7 +231,7 @@ def layer_sensitivity(
         ``quantize(..., nodes_to_exclude=...)`` to keep them in float.
     """
     proto = as_proto(model)
-    reference = _run_all(proto, feeds)
+    reference = run_outputs(proto, feeds)
     result = []
     targets = [n for n in proto.graph.node if n.op_type in _QUANTIZABLE]
     for i, node in enumerate(targets):
@@ -258,7 +244,7 @@ def layer_sensitivity(
             activation_type=activation_type,
             nodes_to_quantize=[node.name],
         )
-        agreement = compare_outputs(reference, _run_all(q, feeds))
+        agreement = compare_outputs(reference, run_outputs(q, feeds))
         result.append(
             LayerSensitivity(
                 node=node.name,

@@ -20,6 +20,7 @@ import numpy as np
 
 from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
+from nnperf.optimize.config import run_config
 from nnperf.types import RunConfig
 
 __all__ = ["Tile", "TilingResult", "plan_tiles", "run_tiled", "split", "stitch", "sweep"]
@@ -184,7 +185,7 @@ def sweep(
     """Throughput and engine share per patch size, each checked against a whole-image run."""
     from nnperf.runtime import Session, hooks
 
-    cfg = config or RunConfig(device="cpu(1)")
+    cfg = run_config(config)
     _, height, width = image.shape
     engine_ns = [0]
 
