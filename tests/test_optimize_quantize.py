@@ -163,3 +163,67 @@ def test_layer_sensitivity_lists_each_layer(prepared: onnx.ModelProto) -> None:
         compare_models(prepared, kept, data).cosine
         >= compare_models(prepared, quantize(prepared, ranges), data).cosine - 1e-6
     )
+
+
+def _int8_graph(model: onnx.ModelProto) -> Counter[str]:
+    """Op counts of the graph onnxruntime runs, without the layout nodes it adds."""
+    counts = optimized_op_counts(model)
+    return Counter({k: v for k, v in counts.items() if k != "Transpose"})
+
+
+def test_api_defaults_prepare_like_the_cli(tmp_path) -> None:
+    """The seed's recipe, Calibrator(model) + quantize(model, ranges), on an unfolded-BatchNorm
+    model: the API prepares by default, as the CLI does, so both give the same int8 graph (no
+    float BatchNorm between Q/DQ pairs) and the same numbers."""
+    from models import bn_convnet
+
+    from nnperf.cli import main
+
+    model = bn_convnet()
+    data = [{"input": d["input"] * 2 - 1} for d in _data(6)]
+    with Calibrator(model) as cal:  # seed recipe, defaults only
+        cal.collect_data(data)
+        ranges = cal.compute_range()
+        assert any(p.key == "nnperf.prepared" for p in cal.model.metadata_props)
+    api = quantize(model, ranges)
+    ops = _int8_graph(api)
+    assert ops["BatchNormalization"] == 0
+    assert ops["com.microsoft:QLinearConv"] == 2  # both convs stay int8
+    assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 1  # only at the edges
+    assert compare_models(model, api, data).cosine > 0.999
+
+    # the old behaviour, for contrast: without prepare, each BatchNorm runs in float
+    with Calibrator(model, prepare=False) as cal:
+        cal.collect_data(data)
+        raw = quantize(model, cal.compute_range(), prepare=False)
+    assert _int8_graph(raw)["BatchNormalization"] == 2
+
+    src, calib, out = tmp_path / "m.onnx", tmp_path / "calib", tmp_path / "q.onnx"
+    onnx.save(model, str(src))
+    calib.mkdir()
+    for i, d in enumerate(data):
+        np.save(calib / f"{i}.npy", d["input"])
+    argv = ["quantize", str(src), "-o", str(out), "--calibration", str(calib), "--iters", "3"]
+    assert main([*argv, "--activation-type", "uint8"]) == 0
+    cli = onnx.load(str(out))
+    assert _int8_graph(cli) == ops
+    with create(api) as a, create(cli) as b:
+        for d in data:
+            np.testing.assert_allclose(a.run(d)[0], b.run(d)[0], atol=1e-6)
+    assert main(argv) == 0  # --activation-type auto (the CLI default): int8 kernels all the same
+    auto = _int8_graph(onnx.load(str(out)))
+    assert auto["BatchNormalization"] == 0 and auto["com.microsoft:QLinearConv"] == 2
+
+
+def test_prepare_is_idempotent_and_ranges_must_match_the_graph() -> None:
+    from models import bn_convnet
+
+    model = bn_convnet()
+    once = prepare(model)
+    assert prepare(once).SerializeToString() == once.SerializeToString()
+    with Calibrator(model, prepare=False) as cal:
+        cal.collect_data(_data(2))
+        ranges = cal.compute_range()
+    del ranges["r1"]  # the tensor conv2 reads
+    with pytest.raises(InvalidInputError, match=r"missing \['r1'\].*prepare=False"):
+        quantize(model, ranges)

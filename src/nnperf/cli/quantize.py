@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     model = prepare(float_model) if args.prepare else float_model
     data = load_calibration(args.calibration, model)
     with (
-        Calibrator(model, args.method, percentage=args.percentage) as cal,
+        # prepared above (or not, with --no-prepare): the API's own prepare step stays off
+        Calibrator(model, args.method, percentage=args.percentage, prepare=False) as cal,
         _progress(f"calibrating ({args.method})", len(data)) as tick,
     ):
         cal.collect_data(data, progress=tick)
@@ -191,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
                 activation_type=act,
                 per_channel=args.per_channel is not False,
                 progress=tick,
+                prepare=False,
             )
         print("Per-layer sensitivity (only this node quantized), worst first:")
         for s in sens[:15]:
@@ -217,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
             iters=args.iters,
             candidates=candidates,
             nodes_to_exclude=exclude,
+            prepare=False,
         )
         print("Candidates (1 thread):")
         for c in choice.candidates:
@@ -236,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
         per_channel=chosen[1],
         nodes_to_exclude=exclude,
         with_quantize=args.with_quantize,
+        prepare=False,
     )
     onnx.save(quantized, args.output)
     print(f"Quantized model written to {args.output}")

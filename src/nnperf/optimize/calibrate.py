@@ -23,6 +23,7 @@ from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
 from nnperf.optimize.config import run_config
 from nnperf.optimize.editor import as_proto, get_pure_input_names
+from nnperf.optimize.quantize import prepare as _prepare_model
 
 __all__ = ["CalibrationMethod", "Calibrator", "ProgressFn", "Sample", "random_dataset"]
 
@@ -281,10 +282,15 @@ class Calibrator:
     """Collect activation statistics and compute a quantization range per tensor.
 
     Args:
-        model: the float model (prepare it first with :func:`prepare` for best results).
-        method: a :class:`CalibrationMethod` or its name (default ``min_max_asym``).
+        model: the float model.
+        method: a :class:`CalibrationMethod` or its name (default ``min_max_asym``); the seed's
+            spellings are accepted too (``MIN_MAX_ASYM``, ``min_max``, ``minmax``...).
         percentage: percentile kept by the percentile method (default 99.99).
         samples_per_tensor: values kept per tensor per sample by MSE/SQNR (default 4096).
+        seed: seed of the MSE/SQNR value sampling (default 0).
+        prepare: calibrate the graph :func:`nnperf.optimize.prepare` makes of ``model``
+            (default on, as ``nnperf quantize`` does), the one :func:`quantize` quantizes by
+            default; :attr:`model` is that graph.
 
     ``collect_data`` may be called many times; ``compute_range`` uses everything collected.
     """
@@ -297,12 +303,13 @@ class Calibrator:
         percentage: float = 99.99,
         samples_per_tensor: int = 4096,
         seed: int = 0,
+        prepare: bool = True,
     ) -> None:
         self.method = _method(method)
         if not 0.0 < percentage <= 100.0:
             raise InvalidInputError(f"percentage: got {percentage}, expected 0 < p <= 100")
         self.percentage = percentage
-        self._proto = as_proto(model)
+        self._proto = _prepare_model(model) if prepare else as_proto(model)
         self._inputs = get_pure_input_names(self._proto)
         self._samples = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="nnperf-calib-")
@@ -312,6 +319,12 @@ class Calibrator:
             if family in _ORT_METHODS
             else _SearchStatistics(self._proto, family, self._inputs, samples_per_tensor, seed)
         )
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        """The graph being calibrated (prepared unless ``prepare=False``); the ranges' tensor
+        names are its tensor names."""
+        return self._proto
 
     def collect_data(self, dataset: Iterable[Sample], *, progress: ProgressFn | None = None) -> int:
         """Run the model on every sample and accumulate statistics.

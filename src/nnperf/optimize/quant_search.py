@@ -16,6 +16,7 @@ from nnperf.model import ModelSource
 from nnperf.optimize.calibrate import ProgressFn
 from nnperf.optimize.editor import as_proto
 from nnperf.optimize.measure import Contender, measure_models
+from nnperf.optimize.quantize import prepare as _prepare_model
 from nnperf.optimize.quantize import quantize
 from nnperf.optimize.verify import Agreement, compare_outputs, run_outputs
 
@@ -106,6 +107,7 @@ def choose_quantization(
         ("int8", False),
     ),
     nodes_to_exclude: Sequence[str] = (),
+    prepare: bool = True,
 ) -> QuantizeChoice:
     """Try quantization configurations, measure each, keep the fastest that is accurate enough.
 
@@ -121,20 +123,24 @@ def choose_quantization(
         rounds: rounds the timed runs are spread over (default 5).
         candidates: (activation_type, per_channel) pairs to try.
         nodes_to_exclude: nodes kept in float in every candidate.
+        prepare: :func:`~nnperf.optimize.prepare` the model first (default on, as
+            :func:`~nnperf.optimize.quantize` does); the float baseline is the prepared model.
     """
     if not feeds:
         raise InvalidInputError("choose_quantization: got no feeds; expected at least one query")
+    base = _prepare_model(model) if prepare else as_proto(model)
     models = {
         (act, per_channel): quantize(
-            model,
+            base,
             ranges,
             per_channel=per_channel,
             activation_type=act,
             nodes_to_exclude=nodes_to_exclude,
+            prepare=False,
         )
         for act, per_channel in candidates
     }
-    contenders = {"float": Contender(model, feeds)}
+    contenders = {"float": Contender(base, feeds)}
     contenders.update({f"{act}/{pc}": Contender(q, feeds) for (act, pc), q in models.items()})
     measured_all = measure_models(contenders, iters=iters, rounds=rounds, return_outputs=True)
     reference = measured_all["float"].outputs
@@ -223,14 +229,19 @@ def layer_sensitivity(
     per_channel: bool = True,
     activation_type: str = "uint8",
     progress: ProgressFn | None = None,
+    prepare: bool = True,
 ) -> list[LayerSensitivity]:
     """Quantize one Conv/MatMul/Gemm node at a time and measure the error each adds.
+
+    Args:
+        prepare: :func:`~nnperf.optimize.prepare` the model first (default on, as
+            :func:`~nnperf.optimize.quantize` does); node names are the prepared graph's.
 
     Returns:
         One entry per node, worst (lowest cosine) first. Pass the first few names as
         ``quantize(..., nodes_to_exclude=...)`` to keep them in float.
     """
-    proto = as_proto(model)
+    proto = _prepare_model(model) if prepare else as_proto(model)
     reference = run_outputs(proto, feeds)
     result = []
     targets = [n for n in proto.graph.node if n.op_type in _QUANTIZABLE]
@@ -243,6 +254,7 @@ def layer_sensitivity(
             per_channel=per_channel,
             activation_type=activation_type,
             nodes_to_quantize=[node.name],
+            prepare=False,
         )
         agreement = compare_outputs(reference, run_outputs(q, feeds))
         result.append(

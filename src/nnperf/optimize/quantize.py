@@ -7,8 +7,10 @@ calibration cache (a ``TensorsData`` JSON file), so precomputed ranges need no c
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -18,27 +20,71 @@ from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelSource
 from nnperf.optimize.editor import ModelEditor, as_proto, get_output_names
 
-__all__ = ["prepare", "quantize"]
+__all__ = ["PREPARED_KEY", "is_prepared", "prepare", "quantize"]
+
+
+PREPARED_KEY = "nnperf.prepared"
+"""Metadata key :func:`prepare` stamps on its result, so a prepared model is not prepared twice."""
+
+_CACHE_SIZE = 2
+_prepared_cache: OrderedDict[bytes, bytes] = OrderedDict()
+
+
+def is_prepared(model: onnx.ModelProto) -> bool:
+    """Whether ``model`` came out of :func:`prepare` (carries its metadata stamp)."""
+    return any(p.key == PREPARED_KEY for p in model.metadata_props)
 
 
 def prepare(model: ModelSource) -> onnx.ModelProto:
     """Pre-process a float model for quantization (onnxruntime's ``quant_pre_process``).
 
     Shape inference and onnxruntime's basic graph optimisation (BatchNorm folded into Conv,
-    constant folding), so that each quantized op maps onto an int8 kernel. Calibrate the
-    *prepared* model: tensor names may change.
+    constant folding), so that each quantized op maps onto an int8 kernel: without it a
+    BatchNorm after a quantized conv stays in float with a Q/DQ pair around it (a trained
+    PP-LCNet measured here at one thread: 0.46x fp32 unprepared, 0.72x prepared, the same as
+    plain onnxruntime ``quant_pre_process`` + ``quantize_static``). :class:`Calibrator` and :func:`quantize`
+    call it by default; calling it yourself first is harmless: a prepared model (stamped
+    ``nnperf.prepared`` in its metadata) is returned as is. The result is deterministic, so the
+    model a Calibrator prepared and the one quantize prepares have the same tensor names; the
+    last two results are cached in memory by content.
+
+    Raises:
+        NnperfError: onnxruntime's pre-processing failed (the message includes its error).
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     proto = as_proto(model)
-    with tempfile.TemporaryDirectory(prefix="nnperf-prep-") as tmp:
-        src, dst = os.path.join(tmp, "in.onnx"), os.path.join(tmp, "out.onnx")
-        onnx.save(proto, src)
-        try:
-            quant_pre_process(src, dst, skip_symbolic_shape=True)
-        except Exception as exc:
-            raise NnperfError(f"quantization pre-processing failed: {exc}") from exc
-        return onnx.load(dst)
+    if is_prepared(proto):
+        return proto
+    key = hashlib.sha256(proto.SerializeToString(deterministic=True)).digest()
+    cached = _prepared_cache.get(key)
+    if cached is None:
+        with tempfile.TemporaryDirectory(prefix="nnperf-prep-") as tmp:
+            src, dst = os.path.join(tmp, "in.onnx"), os.path.join(tmp, "out.onnx")
+            onnx.save(proto, src)
+            try:
+                quant_pre_process(src, dst, skip_symbolic_shape=True)
+            except Exception as exc:
+                raise NnperfError(f"quantization pre-processing failed: {exc}") from exc
+            out = onnx.load(dst)
+        onnx.helper.set_model_props(
+            out,
+            {
+                **{p.key: p.value for p in out.metadata_props},
+                PREPARED_KEY: "onnxruntime.quantization.quant_pre_process",
+            },
+        )
+        cached = out.SerializeToString()
+        _prepared_cache[key] = cached
+        while len(_prepared_cache) > _CACHE_SIZE:
+            _prepared_cache.popitem(last=False)
+    _prepared_cache.move_to_end(key)
+    result = onnx.ModelProto()
+    result.ParseFromString(cached)
+    return result
+
+
+_pre_process = prepare  # for functions whose ``prepare`` keyword shadows the name
 
 
 _QTYPES = ("uint8", "int8")
@@ -55,11 +101,12 @@ def quantize(
     normalized_pixel_outputs: Sequence[int] | None = None,
     nodes_to_exclude: Sequence[str] = (),
     nodes_to_quantize: Sequence[str] | None = None,
+    prepare: bool = True,
 ) -> onnx.ModelProto:
     """Quantize ``model`` to a QDQ model with the given activation ranges.
 
     Args:
-        model: the float model the ranges were computed on.
+        model: the float model the ranges were computed on (prepared or not: see ``prepare``).
         ranges: tensor name -> (min, max), e.g. from :meth:`Calibrator.compute_range`.
         per_channel: per-output-channel weight scales (default on; markedly more accurate).
         activation_type: ``uint8`` (default; the fast u8s8 kernels on x86) or ``int8``.
@@ -72,9 +119,14 @@ def quantize(
             0..255 instead of dequantized float32.
         nodes_to_exclude: node names kept in float (e.g. the worst of :func:`layer_sensitivity`).
         nodes_to_quantize: quantize only these nodes (default: every supported node).
+        prepare: run :func:`prepare` on ``model`` first (default on, as ``nnperf quantize``
+            does; a no-op on a prepared model). :class:`Calibrator` prepares by default too, so
+            ``Calibrator(m)`` + ``quantize(m, ranges)`` calibrate and quantize the same graph;
+            pass ``prepare=False`` to both, or to neither.
 
     Raises:
-        InvalidInputError: bad types or output indices, or no ranges.
+        InvalidInputError: bad types or output indices, no ranges, or ranges that miss a tensor
+            a quantized Conv/MatMul/Gemm reads (calibrated on another graph).
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import (
@@ -90,7 +142,8 @@ def quantize(
             raise InvalidInputError(f"{label}: got {value!r}, expected one of {_QTYPES}")
     if not ranges:
         raise InvalidInputError("quantize: got no ranges; run a Calibrator first")
-    proto = as_proto(model)
+    proto = _pre_process(model) if prepare else as_proto(model)
+    _check_coverage(proto, ranges, nodes_to_exclude, nodes_to_quantize)
     ranges = _clamp_activation_ranges(proto, ranges)
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     data = {
@@ -133,6 +186,39 @@ def quantize(
             editor.convert_output_type(names[index], "uint8", range=(0.0, 1.0))
         out = editor.model
     return out
+
+
+_RANGE_NEEDED = ("Conv", "MatMul", "Gemm", "ConvTranspose")
+
+
+def _check_coverage(
+    model: onnx.ModelProto,
+    ranges: Mapping[str, tuple[float, float]],
+    exclude: Sequence[str],
+    only: Sequence[str] | None,
+) -> None:
+    """Every activation a quantized Conv/MatMul/Gemm reads needs a range: one without is left in
+    float by onnxruntime without a word, which is how ranges from another graph (calibrated
+    unprepared, quantized prepared) would go wrong."""
+    consts = {i.name for i in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    skip, keep = set(exclude), set(only) if only else None
+    needed = {
+        t
+        for n in model.graph.node
+        if n.op_type in _RANGE_NEEDED and n.name not in skip and (keep is None or n.name in keep)
+        for t in n.input[:2]
+        if t and t not in consts
+    }
+    missing = sorted(needed - set(ranges))
+    if missing:
+        raise InvalidInputError(
+            f"quantize: the ranges cover {len(needed) - len(missing)} of the {len(needed)} "
+            f"tensors the quantized Conv/MatMul/Gemm nodes read; missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}. Calibrate the graph you quantize: "
+            "Calibrator(model) and quantize(model, ranges) both prepare it by default; pass "
+            "prepare=False to both or to neither"
+        )
 
 
 def _clamp_activation_ranges(
