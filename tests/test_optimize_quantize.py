@@ -227,3 +227,48 @@ def test_prepare_is_idempotent_and_ranges_must_match_the_graph() -> None:
     del ranges["r1"]  # the tensor conv2 reads
     with pytest.raises(InvalidInputError, match=r"missing \['r1'\].*prepare=False"):
         quantize(model, ranges)
+
+
+@pytest.mark.parametrize("act", ["uint8", "int8"])
+def test_with_quantize_false_seed_recipe_float_calibration(act: str) -> None:
+    """Furiosa's recipe: calibrate on the float data the model was trained on, quantize with
+    with_quantize=False, feed the quantized tensor. The input takes the calibrated scale and zero
+    point (exposed through get_quant_params), the first conv stays int8, and the numbers are
+    those of the with_quantize=True model."""
+    from nnperf.optimize import get_quant_params
+
+    model = small_convnet(width=32)
+    rng = np.random.default_rng(0)
+    data = [
+        {"input": (rng.random((1, 3, 16, 16), dtype=np.float32) - 0.45) / 0.226} for _ in range(6)
+    ]
+    with Calibrator(model) as cal:
+        cal.collect_data(data)
+        ranges = cal.compute_range()
+    q = quantize(model, ranges, activation_type=act, with_quantize=False)
+    ref_q = quantize(model, ranges, activation_type=act)
+    onnx.checker.check_model(q)
+    # the seed feeds uint8 whatever the activation type (int8: the same grid, zero point + 128)
+    assert q.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    readers = [n.op_type for n in q.graph.node if "input" in n.input]
+    assert readers == ["DequantizeLinear"]  # no leading QuantizeLinear
+    ops = optimized_op_counts(q)
+    assert ops["com.microsoft:QLinearConv"] == 2 and ops["Conv"] == 0  # first conv still int8
+    assert ops["DequantizeLinear"] == 1  # only the one after the Gemm
+
+    params = get_quant_params(q, "input")
+    lo, hi = ranges["input"]
+    assert params.dtype == "uint8"
+    assert params.scale == pytest.approx((hi - lo) / 255, rel=1e-5)  # the calibrated scale
+    assert params.scale < 0.05  # not 1.0: the inputs were normalised floats, not pixels
+    with create(model) as f, create(q) as a, create(ref_q) as b:
+        for d in data:
+            out = a.run(params.quantize(d["input"]))[0]
+            np.testing.assert_allclose(out, b.run(d)[0], atol=1e-6)
+            ref = f.run(d)[0]
+            assert (
+                np.dot(out.ravel(), ref.ravel()) / (np.linalg.norm(out) * np.linalg.norm(ref))
+                > 0.99
+            )
+    with pytest.raises(InvalidInputError, match="no recorded quantization"):
+        get_quant_params(ref_q, "input")

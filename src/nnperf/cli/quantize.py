@@ -88,7 +88,8 @@ def register(sub: Any) -> None:
         "--no-quantize-input",
         dest="with_quantize",
         action="store_false",
-        help="uint8 inputs in [0,255] with no leading QuantizeLinear (Furiosa "
+        help="inputs take the quantized uint8 tensor (calibrated scale and zero point, printed "
+        "and kept in the model's metadata) with no leading QuantizeLinear (Furiosa "
         "with_quantize=False; default: float inputs)",
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     import onnx
 
     from nnperf.optimize.calibrate import Calibrator
-    from nnperf.optimize.editor import as_proto
+    from nnperf.optimize.editor import as_proto, get_pure_input_names, get_quant_params
     from nnperf.optimize.measure import compare_before_after, format_table
     from nnperf.optimize.quant_search import choose_quantization, layer_sensitivity
     from nnperf.optimize.quantize import prepare, quantize
@@ -245,12 +246,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"Quantized model written to {args.output}")
     feeds_after = evaluation
     if not args.with_quantize:
+        # the inputs are now the quantized tensors: quantize the evaluation floats on the host
+        # with the calibrated parameters the model records
+        params = {}
+        for name in get_pure_input_names(quantized):
+            try:
+                params[name] = get_quant_params(quantized, name)
+            except InvalidInputError:
+                continue  # not a float input: fed as is
+            p = params[name]
+            print(
+                f"input {name!r} takes {p.dtype}: round(x / {p.scale:.6g}) + {p.zero_point} "
+                "(nnperf.optimize.get_quant_params)"
+            )
+            result.setdefault("input_quantization", {})[name] = p.to_dict()
         feeds_after = [
-            {k: np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8) for k, v in f.items()}
-            for f in evaluation
-        ]
-        evaluation = [
-            {k: (np.clip(np.round(v * 255.0), 0, 255)).astype(np.float32) for k, v in f.items()}
+            {k: params[k].quantize(v) if k in params else v for k, v in f.items()}
             for f in evaluation
         ]
     comp = compare_before_after(

@@ -12,7 +12,13 @@
 from __future__ import annotations
 
 from nnperf.optimize.calibrate import CalibrationMethod, Calibrator, random_dataset
-from nnperf.optimize.editor import ModelEditor, get_output_names, get_pure_input_names
+from nnperf.optimize.editor import (
+    ModelEditor,
+    QuantParams,
+    get_output_names,
+    get_pure_input_names,
+    get_quant_params,
+)
 from nnperf.optimize.graph import GraphDump, compare_dump_load, dump_optimized, optimized_op_counts
 from nnperf.optimize.measure import Comparison, StageTimes, compare_before_after, measure_model
 from nnperf.optimize.precision import convert_precision
@@ -40,6 +46,7 @@ __all__ = [
     "GraphDump",
     "LayerSensitivity",
     "ModelEditor",
+    "QuantParams",
     "QuantizeChoice",
     "StageTimes",
     "assert_equivalent",
@@ -52,6 +59,7 @@ __all__ = [
     "dump_optimized",
     "get_output_names",
     "get_pure_input_names",
+    "get_quant_params",
     "layer_sensitivity",
     "measure_model",
     "optimized_op_counts",

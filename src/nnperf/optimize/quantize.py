@@ -111,10 +111,13 @@ def quantize(
         per_channel: per-output-channel weight scales (default on; markedly more accurate).
         activation_type: ``uint8`` (default; the fast u8s8 kernels on x86) or ``int8``.
         weight_type: ``int8`` (default) or ``uint8``.
-        with_quantize: ``False`` makes every float input take uint8 values directly
-            (Furiosa's ``with_quantize=False``): the float input is assumed to carry pixel values
-            in [0, 255]; for normalised inputs use ``ModelEditor.convert_input_type`` with
-            ``mean``/``std`` on the result instead.
+        with_quantize: ``False`` drops the leading QuantizeLinear of every float input
+            (Furiosa's ``with_quantize=False``): the input becomes the quantized tensor itself
+            (``activation_type``), with the scale and zero point calibrated for it, and the
+            caller quantizes on the host: ``get_quant_params(q, name).quantize(x)``. Calibrated
+            on pixels in [0, 255], that is scale 1, zero point 0: raw pixels go straight in.
+            For raw pixels into a model calibrated on normalised floats, use
+            ``ModelEditor.convert_input_type`` with ``mean``/``std`` on the result instead.
         normalized_pixel_outputs: output indices whose values lie in [0, 1]; they become uint8
             0..255 instead of dequantized float32.
         nodes_to_exclude: node names kept in float (e.g. the worst of :func:`layer_sensitivity`).
@@ -175,7 +178,7 @@ def quantize(
             for name in editor.get_pure_input_names():
                 vi = next(v for v in editor.model.graph.input if v.name == name)
                 if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
-                    editor.convert_input_type(name, "uint8", pixel_scale=1.0)
+                    editor.remove_input_quantize(name, range=ranges.get(name))
         names = get_output_names(out)
         for index in normalized_pixel_outputs or ():
             if not 0 <= index < len(names):
