@@ -254,3 +254,22 @@ def test_quantize_no_quantize_input_uses_the_calibrated_scale(
     assert result["input_quantization"]["input"] == params.to_dict()
     assert params.scale < 0.1  # random:N is standard-normal floats, not 0..255 pixels
     assert result["comparison"]["agreement"]["cosine"] > 0.99
+
+
+def test_optimize_uint8_before_pipeline_normalises_on_the_host(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--input-type uint8 compares pipelines from the same uint8 feed: before = host normalise
+    (and transpose, with --permute-input) + original model, after = edited model. Equal outputs
+    show the before side really got the host-normalised pixels."""
+    import json
+
+    report = tmp_path / "r.json"
+    argv = ["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "--input-type", "uint8"]
+    argv += ["--mean", "0.5", "--std", "0.25", "--permute-input", "0,3,1,2", "--iters", "6"]
+    assert main([*argv, "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    assert "before: raw uint8 feed -> transpose + normalise on the host" in text
+    result = json.loads(report.read_text())["comparison"]
+    assert result["agreement"]["cosine"] > 0.99999
+    assert result["before"]["iters"] == result["after"]["iters"] == 6
