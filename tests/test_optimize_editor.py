@@ -197,6 +197,36 @@ def test_permute_input_structure_numerics_and_reorder_fold() -> None:
     assert reorder and onnx.helper.get_attribute_value(reorder[0].attribute[0]) == 1
 
 
+def test_permute_input_nhwc_is_0_3_1_2_in_code_help_and_docs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The permutation follows torch.permute / Furiosa's permute_input: the model's original
+    input is ``new_input.transpose(perm)``. On a non-square image, NHWC (N, H, W, C) input into
+    an NCHW model is perm 0,3,1,2; the old help's 0,2,3,1 gives (N, W, C, H)."""
+    from models import small_fcn
+
+    from nnperf.cli import main
+
+    m = small_fcn()  # image [batch, 3, h, w], symbolic h and w
+    nhwc = ModelEditor(m).permute_input("image", [0, 3, 1, 2])
+    dims = [d.dim_value or d.dim_param for d in nhwc.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "h", "w", 3]
+    other = ModelEditor(m).permute_input("image", [0, 2, 3, 1])
+    dims = [d.dim_value or d.dim_param for d in other.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "w", 3, "h"]
+    x = np.random.default_rng(0).random((1, 3, 8, 12), dtype=np.float32)  # H 8, W 12
+    image_hwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # how a camera delivers it
+    assert image_hwc.shape == (1, 8, 12, 3)
+    assert_equivalent(m, nhwc, [{"image": x}], candidate_feeds=[{"image": image_hwc}])
+
+    assert "(0, 3, 1, 2)" in (ModelEditor.permute_input.__doc__ or "")
+    with pytest.raises(SystemExit):
+        main(["optimize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "0,3,1,2 for NHWC" in help_text and "0,2,3,1" not in help_text
+    assert "new_input.transpose(PERM)" in help_text
+
+
 def test_permute_input_rejects_bad_perm() -> None:
     with pytest.raises(InvalidInputError, match="permutation"):
         ModelEditor(small_convnet()).permute_input("input", [0, 1, 1, 2])

@@ -102,8 +102,9 @@ def register(sub: Any) -> None:
         "--permute-input",
         type=_ints,
         default=None,
-        help="accept the input permuted, e.g. 0,2,3,1 for NHWC images (torch.permute "
-        "order from new to original; default: unchanged)",
+        help="accept the input permuted: the original input is new_input.transpose(PERM) "
+        "(torch.permute / Furiosa permute_input), e.g. 0,3,1,2 for NHWC images into an NCHW "
+        "model (default: unchanged)",
     )
     p.add_argument(
         "--batch-size",

@@ -621,7 +621,8 @@ class ModelEditor:
         """Let input ``name`` arrive in another layout, e.g. NHWC images with ``perm=(0, 3, 1, 2)``.
 
         ``perm`` follows ``torch.permute`` / the compiler's ``permute_input``: the model's
-        original input equals ``new_input.transpose(perm)``. A ``Transpose`` is inserted, which
+        original input equals ``new_input.transpose(perm)``, so NHWC images (N, H, W, C) into an
+        NCHW model take ``(0, 3, 1, 2)``; ``(0, 2, 3, 1)`` would make the input (N, W, C, H). A ``Transpose`` is inserted, which
         onnxruntime at graph level ``all`` folds into its NCHWc ``ReorderInput(channels_last=1)``
         when the first convolution is blocked.
 
