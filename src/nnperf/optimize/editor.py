@@ -286,19 +286,22 @@ class ModelEditor:
 
         Args:
             name: the input to convert.
-            dtype: only ``"uint8"`` (pixels).
+            dtype: ``"uint8"`` (default; pixels) or ``"int8"`` (signed 8-bit data, e.g. pixels
+                already centred as ``pixel - 128``: the model computes
+                ``x = (value * pixel_scale - mean) / std`` from the signed value), in any case
+                (``"UINT8"`` as the seed's ``TensorType.UINT8`` spells it). The quantized-model
+                shortcut (no float op before the first int8 kernel) is taken for uint8 only:
+                onnxruntime keeps a conv that reads an int8 graph input in float.
             mean: per-channel (or scalar) mean subtracted after scaling; default 0.
             std: per-channel (or scalar) divisor; default 1.
             pixel_scale: multiplier from pixel to float before normalisation; default 1/255.
             channel_axis: the channel axis of the input for per-channel mean/std (default 1, NCHW).
 
         Raises:
-            InvalidInputError: unknown input, non-float input, bad dtype or mean/std lengths.
+            InvalidInputError: unknown input, non-float input, a dtype other than uint8/int8,
+                or bad mean/std lengths.
         """
-        if dtype != "uint8":
-            raise InvalidInputError(
-                f"convert_input_type: got dtype {dtype!r}, expected 'uint8' (pixel inputs)"
-            )
+        qtype = _int_type(dtype, "convert_input_type")
         vi = self._input(name)
         if vi.type.tensor_type.elem_type != TensorProto.FLOAT:
             raise InvalidInputError(
@@ -327,11 +330,12 @@ class ModelEditor:
         per_tensor = bool(np.allclose(scale, scale[0]) and np.allclose(shift, shift[0]))
 
         consumers = self._consumers(name)
-        if consumers and per_tensor and all(n.op_type == "QuantizeLinear" for n in consumers):
+        direct = qtype == TensorProto.UINT8 and per_tensor
+        if direct and consumers and all(n.op_type == "QuantizeLinear" for n in consumers):
             zp = -float(shift[0]) / float(scale[0])
             if abs(zp - round(zp)) < 1e-3 and 0 <= round(zp) <= 255:
                 self._input_direct(name, consumers, float(scale[0]), round(zp))
-                vi.type.tensor_type.elem_type = TensorProto.UINT8
+                vi.type.tensor_type.elem_type = qtype
                 return self._finish()
 
         float_name = self._unique(f"{name}_float")
@@ -348,7 +352,7 @@ class ModelEditor:
             shape[channel_axis] = channels
             shift_arr = shift.reshape(shape)
         z_name = self._init(
-            f"{name}_zp", np.zeros(() if per_tensor else (channels,), dtype=np.uint8)
+            f"{name}_zp", np.zeros(() if per_tensor else (channels,), dtype=_NP_INT[qtype])
         )
         has_shift = bool(np.any(shift_arr != 0))
         scaled = self._unique(f"{name}_scaled") if has_shift else float_name
@@ -369,7 +373,7 @@ class ModelEditor:
                 )
             )
         self._prepend(nodes)
-        vi.type.tensor_type.elem_type = TensorProto.UINT8
+        vi.type.tensor_type.elem_type = qtype
         return self._finish()
 
     def _input_direct(
@@ -555,12 +559,9 @@ class ModelEditor:
             InvalidInputError: unknown output, bad dtype or range, or no trailing
                 DequantizeLinear and no range.
         """
-        if dtype not in _INT_TYPES:
-            raise InvalidInputError(
-                f"convert_output_type: got dtype {dtype!r}, expected 'uint8' or 'int8'"
-            )
+        qtype = _int_type(dtype, "convert_output_type")
+        dtype = TensorProto.DataType.Name(qtype).lower()
         vi = self._output(name)
-        qtype = _INT_TYPES[dtype]
         producer = self._producer(name)
         if range is None:
             if producer is None or producer.op_type != "DequantizeLinear":
