@@ -73,8 +73,29 @@ def test_mse_search_minimises_error() -> None:
     assert err(*mse) <= err(*mm) + 1e-12
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("MIN_MAX_ASYM", "min_max_asym"),  # Furiosa's CalibrationMethod member names
+        ("SQNR_SYM", "sqnr_sym"),
+        ("CalibrationMethod.ENTROPY_SYM", "entropy_sym"),
+        ("min_max", "min_max_asym"),  # no suffix: asymmetric, as Furiosa and onnxruntime
+        ("minmax", "min_max_asym"),
+        ("MinMax", "min_max_asym"),  # onnxruntime's spelling
+        ("Percentile", "percentile_asym"),
+        ("mse-sym", "mse_sym"),
+        ("entropy_symmetric", "entropy_sym"),
+    ],
+)
+def test_seed_calibration_names_resolve(
+    prepared: onnx.ModelProto, name: str, expected: str
+) -> None:
+    with Calibrator(prepared, name) as cal:
+        assert cal.method is CalibrationMethod(expected)
+
+
 def test_calibrator_errors(prepared: onnx.ModelProto) -> None:
-    with pytest.raises(InvalidInputError, match="expected one of"):
+    with pytest.raises(InvalidInputError, match=r"got 'kl', expected one of \['min_max_asym'"):
         Calibrator(prepared, "kl")
     with Calibrator(prepared, "mse_sym") as cal, pytest.raises(InvalidInputError, match="collect"):
         cal.compute_range()

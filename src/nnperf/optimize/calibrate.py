@@ -60,14 +60,53 @@ class CalibrationMethod(str, Enum):
         return self.value.rsplit("_", 1)[0]
 
 
+_FAMILY_SPELLINGS = {
+    "minmax": "min_max",
+    "entropy": "entropy",
+    "percentile": "percentile",
+    "mse": "mse",
+    "sqnr": "sqnr",
+}
+_KIND_SPELLINGS = {
+    "": "asym",
+    "asym": "asym",
+    "asymmetric": "asym",
+    "sym": "sym",
+    "symmetric": "sym",
+}
+
+
+def _aliases() -> dict[str, CalibrationMethod]:
+    """Every accepted spelling, compacted to lower-case letters: ``minmaxasym``, ``minmax``..."""
+    out: dict[str, CalibrationMethod] = {}
+    for compact, family in _FAMILY_SPELLINGS.items():
+        for suffix, kind in _KIND_SPELLINGS.items():
+            out[compact + suffix] = CalibrationMethod(f"{family}_{kind}")
+    return out
+
+
+_ALIASES = _aliases()
+
+
 def _method(value: str | CalibrationMethod) -> CalibrationMethod:
-    try:
-        return CalibrationMethod(str(value).lower().replace("-", "_"))
-    except ValueError:
+    """Resolve a calibration method name as the seed and onnxruntime spell them.
+
+    Case, ``-``/``_``/spaces and a ``CalibrationMethod.`` prefix are ignored, and a family
+    without ``_sym``/``_asym`` is asymmetric (Furiosa's and onnxruntime's default):
+    ``MIN_MAX_ASYM``, ``min_max``, ``minmax``, ``MinMax``, ``Percentile``, ``entropy-sym``...
+    """
+    if isinstance(value, CalibrationMethod):
+        return value
+    text = str(value).strip().lower()
+    text = text.removeprefix("calibrationmethod.")
+    found = _ALIASES.get("".join(ch for ch in text if ch.isalpha()))
+    if found is None:
         raise InvalidInputError(
             f"calibration method: got {value!r}, expected one of "
-            f"{[m.value for m in CalibrationMethod]}"
-        ) from None
+            f"{[m.value for m in CalibrationMethod]} (any case, '-' or '_' or nothing between "
+            "words; without _sym/_asym: asymmetric, e.g. 'MIN_MAX_ASYM', 'minmax')"
+        )
+    return found
 
 
 def _feed_dict(sample: Sample, names: Sequence[str]) -> dict[str, np.ndarray]:
