@@ -1,8 +1,11 @@
 """Model optimisation on ONNX graphs, each change verified for numerics and measured for speed.
 
 - :class:`ModelEditor`: uint8 pixel inputs, 8-bit outputs, permuted (NHWC) inputs, batch size.
-- :class:`Calibrator` and :func:`quantize`: calibrated int8 QDQ models; :func:`choose_quantization`
-  measures candidates and keeps the fastest accurate one; :func:`layer_sensitivity`.
+- :class:`Calibrator` (``calibrate``) and :func:`quantize` (``quantize``): calibrated int8 QDQ
+  models, pre-processed by :func:`prepare` by default; :func:`get_quant_params` for 8-bit inputs
+  and outputs; :func:`choose_quantization` (``quant_search``) measures candidates and keeps the
+  fastest accurate one; :func:`layer_sensitivity`.
+- :mod:`nnperf.optimize.measure`: the one timing loop (interleaved rounds, host work included).
 - :func:`convert_precision`: fp16 (all ops or matmul-only).
 - :func:`dump_optimized`: the engine-optimised graph (fusions, NCHWc layouts), offline.
 - :mod:`nnperf.optimize.tiling`: large images as overlapping patches.
