@@ -115,8 +115,8 @@ def choose_quantization(
     (:func:`nnperf.optimize.measure.measure_models`), at one thread.
 
     Args:
-        model: the (prepared) float model.
-        ranges: calibrated ranges.
+        model: the float model (pre-processed here unless ``prepare=False``).
+        ranges: calibrated ranges (of the prepared graph, e.g. from ``Calibrator(model)``).
         feeds: evaluation queries (also used for timing).
         min_cosine: accuracy target: cosine similarity to the float outputs (default 0.99).
         iters: timed runs per candidate (default 20; median kept).
