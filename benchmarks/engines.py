@@ -181,10 +181,19 @@ def quantized(tmp: Path, name: str) -> Path:
     out = tmp / f"{name}_int8.onnx"
     code = cli(
         [
-            "quantize", f"zoo:{name}", "-o", str(out), "--calibration", "random:16",
-            "--activation-type", "uint8", "--per-channel", "--iters", "3",
+            "quantize",
+            f"zoo:{name}",
+            "-o",
+            str(out),
+            "--calibration",
+            "random:16",
+            "--activation-type",
+            "uint8",
+            "--per-channel",
+            "--iters",
+            "3",
         ]
-    )  # fmt: skip
+    )
     if code != 0:
         raise RuntimeError(f"nnperf quantize zoo:{name} failed ({code})")
     return out
@@ -223,11 +232,17 @@ def part_table(tmp: Path, models: list[str], seconds: float, rounds: int, budget
         res = interleave(
             {
                 label: (
-                    lambda cfg=cfg, path=path: run_benchmark(
-                        str(path), scenario="offline", config=cfg, queries=1,
-                        duration_s=seconds, warmup_iters=2,
-                    ).throughput_samples_per_s
-                )  # fmt: skip
+                    lambda cfg=cfg, path=path: (
+                        run_benchmark(
+                            str(path),
+                            scenario="offline",
+                            config=cfg,
+                            queries=1,
+                            duration_s=seconds,
+                            warmup_iters=2,
+                        ).throughput_samples_per_s
+                    )
+                )
                 for label, cfg, path in grid
             },
             rounds,
@@ -237,7 +252,11 @@ def part_table(tmp: Path, models: list[str], seconds: float, rounds: int, budget
         best_v, best = ok[0]
         print(f"\n### {name}")
         for v, k in rows:
-            flag = " <- fastest passing" if k == best else ("  (rejected: cosine)" if cosine[k] < 0.99 else "")
+            flag = (
+                " <- fastest passing"
+                if k == best
+                else ("  (rejected: cosine)" if cosine[k] < 0.99 else "")
+            )
             print(f"  {k:<28} {v:>10.2f}/s  x{v / best_v:5.2f}  cosine {cosine[k]:.5f}{flag}")
         # tune over the same grid (batch 1, one worker per instance, engine knobs at defaults)
         space = SearchSpace(
@@ -260,12 +279,16 @@ def part_table(tmp: Path, models: list[str], seconds: float, rounds: int, budget
             f"{cfg.device}"
         )
         got = median(res[picked]) if picked in res else float("nan")
-        verdict = "same as the table's fastest" if picked == best else f"{got / best_v:.3f}x the fastest"
+        verdict = (
+            "same as the table's fastest" if picked == best else f"{got / best_v:.3f}x the fastest"
+        )
         print(f"  tune picked: {result.winner.label} -> {picked}: {verdict} ({result.reason})")
 
 
 def part_tune_vs_bapp(tmp: Path, seconds: float, rounds: int, budget_s: float) -> None:
-    print("\n## 4. nnperf tune (every engine, precision, split, batch, knob) vs benchmark_app, resnet50")
+    print(
+        "\n## 4. nnperf tune (every engine, precision, split, batch, knob) vs benchmark_app, resnet50"
+    )
     path = write_model(tmp, "resnet50")
     result = tune(
         str(path),
@@ -285,10 +308,16 @@ def part_tune_vs_bapp(tmp: Path, seconds: float, rounds: int, budget_s: float) -
                 best_name, best_fps = f"-hint {hint} -infer_precision {precision}", fps
     res = interleave(
         {
-            "tuned": lambda: run_benchmark(
-                str(path), scenario="offline", config=cfg, queries=1, duration_s=seconds,
-                warmup_iters=2,
-            ).throughput_samples_per_s,  # fmt: skip
+            "tuned": lambda: (
+                run_benchmark(
+                    str(path),
+                    scenario="offline",
+                    config=cfg,
+                    queries=1,
+                    duration_s=seconds,
+                    warmup_iters=2,
+                ).throughput_samples_per_s
+            ),
             "bapp": lambda: benchmark_app(
                 path, hint=best_name.split()[1], precision=best_name.split()[3], seconds=seconds
             )[0],
@@ -306,7 +335,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: mnist only, short")
     ap.add_argument("--parts", default="1,2,3,4", help="which parts to run (default all)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement (default 3)")
+    ap.add_argument(
+        "--seconds", type=float, default=3.0, help="seconds per measurement (default 3)"
+    )
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--tune-budget-s", type=float, default=90.0, help="tune budget (default 90)")
     args = ap.parse_args()

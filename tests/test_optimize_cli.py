@@ -229,3 +229,47 @@ def test_benchmark_quick_runs() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "int8 vs fp32" in proc.stdout and "fp16" in proc.stdout
+
+
+def test_quantize_no_quantize_input_uses_the_calibrated_scale(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-quantize-input on a model calibrated on float data: the uint8 input carries the
+    calibrated scale (printed, in the JSON and in the model), and the comparison feeds inputs
+    quantized with it, so the numbers agree with float."""
+    import json
+
+    from nnperf.optimize import get_quant_params
+
+    out, report = tmp_path / "q.onnx", tmp_path / "r.json"
+    argv = ["quantize", str(model_path), "-o", str(out), "--calibration", "random:4"]
+    argv += ["--activation-type", "uint8", "--no-quantize-input", "--iters", "3"]
+    assert main([*argv, "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    assert "input 'input' takes uint8: round(x / " in text
+    q = onnx.load(str(out))
+    assert q.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    params = get_quant_params(q, "input")
+    result = json.loads(report.read_text())
+    assert result["input_quantization"]["input"] == params.to_dict()
+    assert params.scale < 0.1  # random:N is standard-normal floats, not 0..255 pixels
+    assert result["comparison"]["agreement"]["cosine"] > 0.99
+
+
+def test_optimize_uint8_before_pipeline_normalises_on_the_host(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--input-type uint8 compares pipelines from the same uint8 feed: before = host normalise
+    (and transpose, with --permute-input) + original model, after = edited model. Equal outputs
+    show the before side really got the host-normalised pixels."""
+    import json
+
+    report = tmp_path / "r.json"
+    argv = ["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "--input-type", "uint8"]
+    argv += ["--mean", "0.5", "--std", "0.25", "--permute-input", "0,3,1,2", "--iters", "6"]
+    assert main([*argv, "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    assert "before: raw uint8 feed -> transpose + normalise on the host" in text
+    result = json.loads(report.read_text())["comparison"]
+    assert result["agreement"]["cosine"] > 0.99999
+    assert result["before"]["iters"] == result["after"]["iters"] == 6

@@ -130,10 +130,40 @@ def test_convert_input_type_errors() -> None:
     editor = ModelEditor(small_convnet())
     with pytest.raises(InvalidInputError, match="not found"):
         editor.convert_input_type("nope", "uint8")
-    with pytest.raises(InvalidInputError, match="expected 'uint8'"):
-        editor.convert_input_type("input", "int8")
+    with pytest.raises(InvalidInputError, match="got dtype 'float16', expected 'uint8' or 'int8'"):
+        editor.convert_input_type("input", "float16")
     with pytest.raises(InvalidInputError, match="std"):
         editor.convert_input_type("input", "uint8", mean=[0, 0, 0], std=[1, 1])
+
+
+def test_convert_input_type_accepts_seed_spellings_and_int8() -> None:
+    """Ported calls: the seed's TensorType.UINT8 is 'UINT8' here, any case; int8 data (e.g.
+    pixels centred as pixel - 128) is accepted, with the normalisation folded in as for uint8."""
+    m = small_convnet()
+    lower = ModelEditor(m).convert_input_type("input", "uint8", mean=MEAN, std=STD)
+    upper = ModelEditor(m).convert_input_type("input", "UINT8", mean=MEAN, std=STD)
+    assert upper.SerializeToString() == lower.SerializeToString()
+
+    mean, std, scale = [0.1, 0.0, -0.1], [0.5, 0.5, 0.5], 1 / 128
+    s8 = ModelEditor(m).convert_input_type("input", "Int8", mean=mean, std=std, pixel_scale=scale)
+    onnx.checker.check_model(s8)
+    assert s8.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT8
+    assert _ops(s8)["DequantizeLinear"] == 1 and _ops(s8)["Add"] == 1  # per-channel shift
+    v = np.random.default_rng(5).integers(-128, 128, (2, 3, 16, 16)).astype(np.int8)
+    m_ = np.asarray(mean).reshape(1, 3, 1, 1)
+    x = ((v * scale - m_) / np.asarray(std).reshape(1, 3, 1, 1)).astype(np.float32)
+    assert_equivalent(m, s8, [{"input": x}], candidate_feeds=[{"input": v}], atol=1e-5)
+
+    # on a quantized model int8 takes the float path (a DequantizeLinear before the
+    # QuantizeLinear), the numbers still those of the quantized model on the float input
+    q = _quantized(m)
+    qs8 = ModelEditor(q).convert_input_type("input", "int8", pixel_scale=1 / 255)
+    assert _ops(qs8)["QuantizeLinear"] == _ops(q)["QuantizeLinear"]
+    v = np.random.default_rng(6).integers(0, 128, (1, 3, 16, 16)).astype(np.int8)
+    got = compare_models(
+        q, qs8, [{"input": (v / 255.0).astype(np.float32)}], candidate_feeds=[{"input": v}]
+    )
+    assert got.max_abs_err < 1e-5
 
 
 def test_convert_output_type_drops_trailing_dequantize() -> None:
@@ -195,6 +225,36 @@ def test_permute_input_structure_numerics_and_reorder_fold() -> None:
     assert not any(n.op_type == "Transpose" for n in g.graph.node)
     reorder = [n for n in g.graph.node if n.op_type == "ReorderInput"]
     assert reorder and onnx.helper.get_attribute_value(reorder[0].attribute[0]) == 1
+
+
+def test_permute_input_nhwc_is_0_3_1_2_in_code_help_and_docs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The permutation follows torch.permute / Furiosa's permute_input: the model's original
+    input is ``new_input.transpose(perm)``. On a non-square image, NHWC (N, H, W, C) input into
+    an NCHW model is perm 0,3,1,2; the old help's 0,2,3,1 gives (N, W, C, H)."""
+    from models import small_fcn
+
+    from nnperf.cli import main
+
+    m = small_fcn()  # image [batch, 3, h, w], symbolic h and w
+    nhwc = ModelEditor(m).permute_input("image", [0, 3, 1, 2])
+    dims = [d.dim_value or d.dim_param for d in nhwc.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "h", "w", 3]
+    other = ModelEditor(m).permute_input("image", [0, 2, 3, 1])
+    dims = [d.dim_value or d.dim_param for d in other.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "w", 3, "h"]
+    x = np.random.default_rng(0).random((1, 3, 8, 12), dtype=np.float32)  # H 8, W 12
+    image_hwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # how a camera delivers it
+    assert image_hwc.shape == (1, 8, 12, 3)
+    assert_equivalent(m, nhwc, [{"image": x}], candidate_feeds=[{"image": image_hwc}])
+
+    assert "(0, 3, 1, 2)" in (ModelEditor.permute_input.__doc__ or "")
+    with pytest.raises(SystemExit):
+        main(["optimize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "0,3,1,2 for NHWC" in help_text and "0,2,3,1" not in help_text
+    assert "new_input.transpose(PERM)" in help_text
 
 
 def test_permute_input_rejects_bad_perm() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,9 @@ def register(sub: Any) -> None:
         "--permute-input",
         type=_ints,
         default=None,
-        help="accept the input permuted, e.g. 0,2,3,1 for NHWC images (torch.permute "
-        "order from new to original; default: unchanged)",
+        help="accept the input permuted: the original input is new_input.transpose(PERM) "
+        "(torch.permute / Furiosa permute_input), e.g. 0,3,1,2 for NHWC images into an NCHW "
+        "model (default: unchanged)",
     )
     p.add_argument(
         "--batch-size",
@@ -145,15 +147,37 @@ def _permute_feed(x: np.ndarray, perm: list[int]) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(np.argsort(perm)))
 
 
+def _host_pipeline(name: str, args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any]:
+    """What the host does for the original model with the edited model's raw feed: undo the
+    permutation (``x.transpose(perm)``), then ``(pixel * pixel_scale - mean) / std`` in float32."""
+    perm = list(args.permute_input) if args.permute_input else None
+    mean = np.asarray(args.mean, dtype=np.float32)
+    std = np.asarray(args.std, dtype=np.float32)
+    scale = np.float32(args.pixel_scale)
+
+    def host(feed: Mapping[str, Any]) -> dict[str, Any]:
+        x = np.asarray(feed[name])
+        if perm is not None:
+            x = x.transpose(perm)
+        if args.input_type:
+            shape = [1] * x.ndim
+            if mean.size > 1 or std.size > 1:
+                shape[1] = max(mean.size, std.size)
+            x = (x.astype(np.float32) * scale - mean.reshape(shape)) / std.reshape(shape)
+        return {**feed, name: np.ascontiguousarray(x)}
+
+    return host
+
+
 def run(args: argparse.Namespace) -> int:
     """Apply the edits, write the model, print the before/after table."""
     import onnx
 
+    from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import ModelEditor, as_proto, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
     from nnperf.optimize.measure import compare_before_after, format_table
     from nnperf.optimize.precision import convert_precision
-    from nnperf.optimize.quantize import random_dataset
 
     original = as_proto(args.model)
     inputs = get_pure_input_names(original)
@@ -199,20 +223,24 @@ def run(args: argparse.Namespace) -> int:
     cand = [dict(f) for f in feeds]
     if args.input_type:
         rng_np = np.random.default_rng(1)
-        for f, c in zip(feeds, cand):
-            pix = rng_np.integers(0, 256, size=f[name].shape, dtype=np.uint8)
-            shape = [1] * pix.ndim
-            mean = np.asarray(args.mean, dtype=np.float64)
-            std = np.asarray(args.std, dtype=np.float64)
-            if mean.size > 1 or std.size > 1:
-                shape[1] = max(mean.size, std.size)
-            f[name] = ((pix * args.pixel_scale - mean.reshape(shape)) / std.reshape(shape)).astype(
-                np.float32
-            )
-            c[name] = pix
+        for c in cand:
+            c[name] = rng_np.integers(0, 256, size=c[name].shape, dtype=np.uint8)
     if args.permute_input:
         for c in cand:
             c[name] = _permute_feed(c[name], args.permute_input)
+    # The "before" pipeline starts from the same raw feed as the edited model and does on the
+    # host what the edits moved into the graph (layout transpose, uint8 -> normalised float),
+    # timed with its engine call.
+    host = _host_pipeline(name, args) if (args.input_type or args.permute_input) else None
+    before_feeds = cand if host is not None else feeds
+    if host is not None:
+        steps = [
+            s for s, on in (("transpose", args.permute_input), ("normalise", args.input_type)) if on
+        ]
+        print(
+            f"before: raw {cand[0][name].dtype} feed -> {' + '.join(steps)} on the host (numpy) "
+            "-> original model; after: the same feed -> optimised model (interleaved rounds)"
+        )
 
     result: dict[str, Any] = {}
     if args.dump:
@@ -236,14 +264,26 @@ def run(args: argparse.Namespace) -> int:
             labels = ("online", "dump")
         else:
             comp = compare_before_after(
-                original, out_path, feeds, after_feeds=cand, iters=args.iters, dequantize=dequant
+                original,
+                out_path,
+                before_feeds,
+                after_feeds=cand,
+                before_host=host,
+                iters=args.iters,
+                dequantize=dequant,
             )
             labels = ("original", "dump")
     else:
         onnx.save(edited, str(out_path))
         print(f"Optimised model written to {out_path}")
         comp = compare_before_after(
-            original, edited, feeds, after_feeds=cand, iters=args.iters, dequantize=dequant
+            original,
+            edited,
+            before_feeds,
+            after_feeds=cand,
+            before_host=host,
+            iters=args.iters,
+            dequantize=dequant,
         )
         labels = ("original", "optimised")
     print()

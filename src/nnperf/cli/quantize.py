@@ -19,7 +19,7 @@ __all__ = ["load_calibration", "register", "run"]
 
 def register(sub: Any) -> None:
     """Add the ``quantize`` subcommand."""
-    from nnperf.optimize.quantize import CalibrationMethod
+    from nnperf.optimize.calibrate import CalibrationMethod
 
     p = sub.add_parser(
         "quantize",
@@ -88,7 +88,8 @@ def register(sub: Any) -> None:
         "--no-quantize-input",
         dest="with_quantize",
         action="store_false",
-        help="uint8 inputs in [0,255] with no leading QuantizeLinear (Furiosa "
+        help="inputs take the quantized uint8 tensor (calibrated scale and zero point, printed "
+        "and kept in the model's metadata) with no leading QuantizeLinear (Furiosa "
         "with_quantize=False; default: float inputs)",
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
@@ -98,8 +99,8 @@ def register(sub: Any) -> None:
 
 def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
     """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files."""
+    from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import get_pure_input_names
-    from nnperf.optimize.quantize import random_dataset
 
     if spec.startswith("random:"):
         try:
@@ -155,21 +156,18 @@ def run(args: argparse.Namespace) -> int:
     """Calibrate, quantize, print the choice and the before/after table."""
     import onnx
 
-    from nnperf.optimize.editor import as_proto
+    from nnperf.optimize.calibrate import Calibrator
+    from nnperf.optimize.editor import as_proto, get_pure_input_names, get_quant_params
     from nnperf.optimize.measure import compare_before_after, format_table
-    from nnperf.optimize.quantize import (
-        Calibrator,
-        choose_quantization,
-        layer_sensitivity,
-        prepare,
-        quantize,
-    )
+    from nnperf.optimize.quant_search import choose_quantization, layer_sensitivity
+    from nnperf.optimize.quantize import prepare, quantize
 
     float_model = as_proto(args.model)
     model = prepare(float_model) if args.prepare else float_model
     data = load_calibration(args.calibration, model)
     with (
-        Calibrator(model, args.method, percentage=args.percentage) as cal,
+        # prepared above (or not, with --no-prepare): the API's own prepare step stays off
+        Calibrator(model, args.method, percentage=args.percentage, prepare=False) as cal,
         _progress(f"calibrating ({args.method})", len(data)) as tick,
     ):
         cal.collect_data(data, progress=tick)
@@ -195,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
                 activation_type=act,
                 per_channel=args.per_channel is not False,
                 progress=tick,
+                prepare=False,
             )
         print("Per-layer sensitivity (only this node quantized), worst first:")
         for s in sens[:15]:
@@ -221,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             iters=args.iters,
             candidates=candidates,
             nodes_to_exclude=exclude,
+            prepare=False,
         )
         print("Candidates (1 thread):")
         for c in choice.candidates:
@@ -240,17 +240,28 @@ def run(args: argparse.Namespace) -> int:
         per_channel=chosen[1],
         nodes_to_exclude=exclude,
         with_quantize=args.with_quantize,
+        prepare=False,
     )
     onnx.save(quantized, args.output)
     print(f"Quantized model written to {args.output}")
     feeds_after = evaluation
     if not args.with_quantize:
+        # the inputs are now the quantized tensors: quantize the evaluation floats on the host
+        # with the calibrated parameters the model records
+        params = {}
+        for name in get_pure_input_names(quantized):
+            try:
+                params[name] = get_quant_params(quantized, name)
+            except InvalidInputError:
+                continue  # not a float input: fed as is
+            p = params[name]
+            print(
+                f"input {name!r} takes {p.dtype}: round(x / {p.scale:.6g}) + {p.zero_point} "
+                "(nnperf.optimize.get_quant_params)"
+            )
+            result.setdefault("input_quantization", {})[name] = p.to_dict()
         feeds_after = [
-            {k: np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8) for k, v in f.items()}
-            for f in evaluation
-        ]
-        evaluation = [
-            {k: (np.clip(np.round(v * 255.0), 0, 255)).astype(np.float32) for k, v in f.items()}
+            {k: params[k].quantize(v) if k in params else v for k, v in f.items()}
             for f in evaluation
         ]
     comp = compare_before_after(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,19 @@ from onnx import TensorProto, helper, numpy_helper
 from nnperf.errors import InvalidInputError, UnsupportedError
 from nnperf.model import ModelSource, load_model
 
-__all__ = ["ModelEditor", "as_proto", "get_output_names", "get_pure_input_names"]
+__all__ = [
+    "ModelEditor",
+    "QuantParams",
+    "as_proto",
+    "get_output_names",
+    "get_pure_input_names",
+    "get_quant_params",
+]
 
-_INT_TYPES = {"uint8": TensorProto.UINT8, "int8": TensorProto.INT8}
-_NP_INT = {TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8}
-_QMIN = {TensorProto.UINT8: 0, TensorProto.INT8: -128}
-_QMAX = {TensorProto.UINT8: 255, TensorProto.INT8: 127}
+_INT_TYPES: dict[str, int] = {"uint8": TensorProto.UINT8, "int8": TensorProto.INT8}
+_NP_INT: dict[int, type[np.integer[Any]]] = {TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8}
+_QMIN: dict[int, int] = {TensorProto.UINT8: 0, TensorProto.INT8: -128}
+_QMAX: dict[int, int] = {TensorProto.UINT8: 255, TensorProto.INT8: 127}
 
 
 def as_proto(model: ModelSource) -> onnx.ModelProto:
@@ -46,6 +54,74 @@ def get_output_names(model: ModelSource | onnx.ModelProto) -> list[str]:
     """Graph output names, in order."""
     proto = model if isinstance(model, onnx.ModelProto) else as_proto(model)
     return [vi.name for vi in proto.graph.output]
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """How an 8-bit model input or output maps onto floats: ``x = (q - zero_point) * scale``.
+
+    Attributes:
+        scale: float step of one integer unit.
+        zero_point: the integer that stands for 0.0.
+        dtype: ``uint8`` or ``int8``.
+    """
+
+    scale: float
+    zero_point: int
+    dtype: str
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _INT_TYPES:
+            raise InvalidInputError(
+                f"QuantParams.dtype: got {self.dtype!r}, expected one of {list(_INT_TYPES)}"
+            )
+        if not self.scale > 0:
+            raise InvalidInputError(f"QuantParams.scale: got {self.scale}, expected > 0")
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (floats) as the model's 8-bit values: round to nearest even, saturate."""
+        t = _INT_TYPES[self.dtype]
+        q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(self.scale)) + self.zero_point
+        out: np.ndarray = np.clip(q, _QMIN[t], _QMAX[t]).astype(_NP_INT[t])
+        return out
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """8-bit values back to float32."""
+        return ((np.asarray(q, dtype=np.float32) - self.zero_point) * self.scale).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"scale": self.scale, "zero_point": self.zero_point, "dtype": self.dtype}
+
+
+def get_quant_params(model: ModelSource | onnx.ModelProto, name: str) -> QuantParams:
+    """The scale and zero point of 8-bit input or output ``name``, as recorded by
+    :meth:`ModelEditor.remove_input_quantize` (and ``quantize(..., with_quantize=False)``) or
+    :meth:`ModelEditor.convert_output_type`.
+
+    Raises:
+        InvalidInputError: ``name`` is not an 8-bit input or output with recorded parameters.
+    """
+    proto = model if isinstance(model, onnx.ModelProto) else as_proto(model)
+    props = {p.key: p.value for p in proto.metadata_props}
+    for kind, values in (("input", proto.graph.input), ("output", proto.graph.output)):
+        key = f"nnperf.{kind}.{name}"
+        vi = next((v for v in values if v.name == name), None)
+        if vi is not None and f"{key}.scale" in props:
+            dtype = TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower()
+            return QuantParams(
+                scale=float(props[f"{key}.scale"]),
+                zero_point=int(props[f"{key}.zero_point"]),
+                dtype=dtype,
+            )
+    recorded = sorted(
+        k.split(".")[2] for k in props if k.startswith("nnperf.") and k.endswith(".scale")
+    )
+    raise InvalidInputError(
+        f"tensor {name!r} has no recorded quantization parameters; expected one of {recorded} "
+        "(quantize(..., with_quantize=False), remove_input_quantize or convert_output_type "
+        "record them)"
+    )
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -210,19 +286,22 @@ class ModelEditor:
 
         Args:
             name: the input to convert.
-            dtype: only ``"uint8"`` (pixels).
+            dtype: ``"uint8"`` (default; pixels) or ``"int8"`` (signed 8-bit data, e.g. pixels
+                already centred as ``pixel - 128``: the model computes
+                ``x = (value * pixel_scale - mean) / std`` from the signed value), in any case
+                (``"UINT8"`` as the seed's ``TensorType.UINT8`` spells it). The quantized-model
+                shortcut (no float op before the first int8 kernel) is taken for uint8 only:
+                onnxruntime keeps a conv that reads an int8 graph input in float.
             mean: per-channel (or scalar) mean subtracted after scaling; default 0.
             std: per-channel (or scalar) divisor; default 1.
             pixel_scale: multiplier from pixel to float before normalisation; default 1/255.
             channel_axis: the channel axis of the input for per-channel mean/std (default 1, NCHW).
 
         Raises:
-            InvalidInputError: unknown input, non-float input, bad dtype or mean/std lengths.
+            InvalidInputError: unknown input, non-float input, a dtype other than uint8/int8,
+                or bad mean/std lengths.
         """
-        if dtype != "uint8":
-            raise InvalidInputError(
-                f"convert_input_type: got dtype {dtype!r}, expected 'uint8' (pixel inputs)"
-            )
+        qtype = _int_type(dtype, "convert_input_type")
         vi = self._input(name)
         if vi.type.tensor_type.elem_type != TensorProto.FLOAT:
             raise InvalidInputError(
@@ -251,11 +330,12 @@ class ModelEditor:
         per_tensor = bool(np.allclose(scale, scale[0]) and np.allclose(shift, shift[0]))
 
         consumers = self._consumers(name)
-        if consumers and per_tensor and all(n.op_type == "QuantizeLinear" for n in consumers):
+        direct = qtype == TensorProto.UINT8 and per_tensor
+        if direct and consumers and all(n.op_type == "QuantizeLinear" for n in consumers):
             zp = -float(shift[0]) / float(scale[0])
             if abs(zp - round(zp)) < 1e-3 and 0 <= round(zp) <= 255:
                 self._input_direct(name, consumers, float(scale[0]), round(zp))
-                vi.type.tensor_type.elem_type = TensorProto.UINT8
+                vi.type.tensor_type.elem_type = qtype
                 return self._finish()
 
         float_name = self._unique(f"{name}_float")
@@ -272,7 +352,7 @@ class ModelEditor:
             shape[channel_axis] = channels
             shift_arr = shift.reshape(shape)
         z_name = self._init(
-            f"{name}_zp", np.zeros(() if per_tensor else (channels,), dtype=np.uint8)
+            f"{name}_zp", np.zeros(() if per_tensor else (channels,), dtype=_NP_INT[qtype])
         )
         has_shift = bool(np.any(shift_arr != 0))
         scaled = self._unique(f"{name}_scaled") if has_shift else float_name
@@ -293,7 +373,7 @@ class ModelEditor:
                 )
             )
         self._prepend(nodes)
-        vi.type.tensor_type.elem_type = TensorProto.UINT8
+        vi.type.tensor_type.elem_type = qtype
         return self._finish()
 
     def _input_direct(
@@ -332,6 +412,134 @@ class ModelEditor:
             self._graph.node.remove(q)
             self._drop_value_info(q_out)
 
+    def _record(self, kind: str, name: str, scale: float, zero_point: int) -> None:
+        helper.set_model_props(
+            self.model,
+            {
+                **{p.key: p.value for p in self.model.metadata_props},
+                f"nnperf.{kind}.{name}.scale": repr(float(scale)),
+                f"nnperf.{kind}.{name}.zero_point": str(int(zero_point)),
+            },
+        )
+
+    def remove_input_quantize(
+        self, name: str, *, dtype: str = "uint8", range: tuple[float, float] | None = None
+    ) -> onnx.ModelProto:
+        """Make input ``name`` take the quantized tensor itself (Furiosa's
+        ``quantize(..., with_quantize=False)``): its leading ``QuantizeLinear`` is removed, the
+        ``DequantizeLinear`` nodes after it read the 8-bit input with the calibrated scale and
+        zero point, and the int8 kernels behind them stay int8.
+
+        The caller quantizes on the host with the same parameters, recorded in the model's
+        metadata: ``get_quant_params(model, name).quantize(x)``. For raw pixels whose
+        normalisation the graph should do, use :meth:`convert_input_type` instead.
+
+        Args:
+            name: a float32 input.
+            dtype: the input's new type, ``uint8`` (default, as the seed feeds) or ``int8``
+                (accepted in any case). An input quantized to the other type keeps its grid:
+                the zero point moves by 128. onnxruntime fuses a first conv that reads a uint8
+                graph input into ``QLinearConv`` even in an int8-activation model, but leaves
+                it in float when that input is int8.
+            range: (lo, hi) float range to quantize the input with when no ``QuantizeLinear``
+                reads it (e.g. its first consumer was kept in float); asymmetric.
+
+        Raises:
+            InvalidInputError: unknown or non-float input, or no QuantizeLinear and no range.
+            UnsupportedError: the input is quantized per axis, or twice with different scales.
+        """
+        target = _int_type(dtype, "remove_input_quantize")
+        vi = self._input(name)
+        if vi.type.tensor_type.elem_type != TensorProto.FLOAT:
+            raise InvalidInputError(
+                f"input {name!r} is {TensorProto.DataType.Name(vi.type.tensor_type.elem_type)}; "
+                "expected a float32 input whose QuantizeLinear to remove"
+            )
+        consumers = self._consumers(name)
+        quants = [n for n in consumers if n.op_type == "QuantizeLinear"]
+        others = [n for n in consumers if n.op_type != "QuantizeLinear"]
+        params = {self._q_params(q) for q in quants}
+        if len(params) > 1:
+            raise UnsupportedError(
+                f"input {name!r} feeds {len(quants)} QuantizeLinear nodes with different "
+                f"parameters {sorted(params)}; expected one (requantize the model with one range "
+                "per tensor)"
+            )
+        if params:
+            scale, zp, qtype = params.pop()
+        elif range is not None:
+            lo, hi = min(float(range[0]), 0.0), max(float(range[1]), 0.0)
+            if not hi > lo:
+                raise InvalidInputError(f"range: got {range!r}, expected (lo, hi) with hi > lo")
+            scale = (hi - lo) / 255.0
+            zp, qtype = int(np.clip(round(-lo / scale), 0, 255)), TensorProto.UINT8
+            quants = []
+        else:
+            raise InvalidInputError(
+                f"input {name!r} feeds no QuantizeLinear; quantize the model first, or pass "
+                "range=(lo, hi) to quantize the input with"
+            )
+        shifted, quantized_as = qtype != target, TensorProto.DataType.Name(qtype).lower()
+        if shifted:  # the same grid in the other 8-bit type
+            zp += 128 if target == TensorProto.UINT8 else -128
+            qtype = target
+        s_name = self._init(f"{name}_scale", np.array(scale, dtype=np.float32))
+        z_name = self._init(f"{name}_zp", np.array(zp, dtype=_NP_INT[qtype]))
+        if others:
+            float_name = self._unique(f"{name}_float")
+            for node in others:
+                for i, t in enumerate(node.input):
+                    if t == name:
+                        node.input[i] = float_name
+        for q in quants:
+            users = self._consumers(q.output[0])
+            if shifted:
+                if any(u.op_type != "DequantizeLinear" for u in users):
+                    raise UnsupportedError(
+                        f"input {name!r}: {q.name!r} feeds "
+                        f"{sorted({u.op_type for u in users})}; expected only DequantizeLinear "
+                        f"to move it to {dtype}; use dtype={quantized_as!r}"
+                    )
+                for u in users:
+                    u.input[1] = s_name
+                    if len(u.input) > 2:
+                        u.input[2] = z_name
+                    else:
+                        u.input.append(z_name)
+            self._rename_uses(q.output[0], name)
+            self._drop_value_info(q.output[0])
+            self._graph.node.remove(q)
+        if others:
+            self._prepend(
+                [
+                    helper.make_node(
+                        "DequantizeLinear",
+                        [name, s_name, z_name],
+                        [float_name],
+                        name=self._unique(f"{name}_to_float"),
+                    )
+                ]
+            )
+        vi.type.tensor_type.elem_type = qtype
+        self._record("input", name, scale, zp)
+        return self._finish()
+
+    def _q_params(self, q: onnx.NodeProto) -> tuple[float, int, int]:
+        """(scale, zero point, 8-bit type) of a per-tensor QuantizeLinear."""
+        scale = self._constant_value(q.input[1])
+        zp = self._constant_value(q.input[2]) if len(q.input) > 2 and q.input[2] else None
+        if scale is None or scale.size != 1 or (zp is not None and zp.size != 1):
+            raise UnsupportedError(
+                f"QuantizeLinear {q.name!r}: expected a constant per-tensor scale and zero point"
+            )
+        qtype = TensorProto.UINT8 if zp is None else _tensor_type(zp)
+        if qtype not in _QMIN:
+            raise UnsupportedError(
+                f"QuantizeLinear {q.name!r} quantizes to "
+                f"{TensorProto.DataType.Name(qtype).lower()}; expected uint8 or int8"
+            )
+        return float(scale.ravel()[0]), int(0 if zp is None else zp.ravel()[0]), qtype
+
     def convert_output_type(
         self,
         name: str,
@@ -351,12 +559,9 @@ class ModelEditor:
             InvalidInputError: unknown output, bad dtype or range, or no trailing
                 DequantizeLinear and no range.
         """
-        if dtype not in _INT_TYPES:
-            raise InvalidInputError(
-                f"convert_output_type: got dtype {dtype!r}, expected 'uint8' or 'int8'"
-            )
+        qtype = _int_type(dtype, "convert_output_type")
+        dtype = TensorProto.DataType.Name(qtype).lower()
         vi = self._output(name)
-        qtype = _INT_TYPES[dtype]
         producer = self._producer(name)
         if range is None:
             if producer is None or producer.op_type != "DequantizeLinear":
@@ -410,21 +615,15 @@ class ModelEditor:
                 )
             )
         vi.type.tensor_type.elem_type = qtype
-        helper.set_model_props(
-            self.model,
-            {
-                **{p.key: p.value for p in self.model.metadata_props},
-                f"nnperf.output.{name}.scale": repr(scale_v),
-                f"nnperf.output.{name}.zero_point": str(zp_v),
-            },
-        )
+        self._record("output", name, scale_v, zp_v)
         return self._finish()
 
     def permute_input(self, name: str, perm: Sequence[int]) -> onnx.ModelProto:
         """Let input ``name`` arrive in another layout, e.g. NHWC images with ``perm=(0, 3, 1, 2)``.
 
         ``perm`` follows ``torch.permute`` / the compiler's ``permute_input``: the model's
-        original input equals ``new_input.transpose(perm)``. A ``Transpose`` is inserted, which
+        original input equals ``new_input.transpose(perm)``, so NHWC images (N, H, W, C) into an
+        NCHW model take ``(0, 3, 1, 2)``; ``(0, 2, 3, 1)`` would make the input (N, W, C, H). A ``Transpose`` is inserted, which
         onnxruntime at graph level ``all`` folds into its NCHWc ``ReorderInput(channels_last=1)``
         when the first convolution is blocked.
 
@@ -494,6 +693,14 @@ class ModelEditor:
         del self._graph.value_info[:]
         self.model.CopyFrom(onnx.shape_inference.infer_shapes(self.model))
         return self._finish()
+
+
+def _int_type(dtype: str, where: str) -> int:
+    """The ONNX 8-bit type for ``dtype`` (``uint8``/``int8``, any case)."""
+    key = str(dtype).lower()
+    if key not in _INT_TYPES:
+        raise InvalidInputError(f"{where}: got dtype {dtype!r}, expected 'uint8' or 'int8'")
+    return _INT_TYPES[key]
 
 
 def _dim0_values(model: onnx.ModelProto) -> dict[str, int]:

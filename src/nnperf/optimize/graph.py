@@ -15,12 +15,10 @@ import numpy as np
 import onnx
 
 from nnperf.device import parse_device
-from nnperf.engines.base import SupportsGraphDump
 from nnperf.engines.config import RunConfig
 from nnperf.engines.onnxruntime_options import GraphLevel
-from nnperf.engines.registry import get_engine
-from nnperf.errors import UnsupportedError
 from nnperf.model import ModelSource, load_model
+from nnperf.optimize.config import graph_dumper, run_config
 from nnperf.optimize.measure import Comparison, compare_before_after
 
 __all__ = [
@@ -109,20 +107,9 @@ def _key(node: onnx.NodeProto) -> str:
     return f"{node.domain}:{node.op_type}" if node.domain else node.op_type
 
 
-def _dumper(config: RunConfig | None) -> tuple[SupportsGraphDump, RunConfig]:
-    cfg = config or RunConfig(device="cpu(1)")
-    engine = get_engine(cfg.engine)
-    if not isinstance(engine, SupportsGraphDump):
-        raise UnsupportedError(
-            f"engine {cfg.engine!r} cannot write its optimised graph; expected an engine with "
-            "graph dumps (onnxruntime)"
-        )
-    return engine, cfg
-
-
 def _write_dump(model: ModelSource, path: str, level: str, config: RunConfig | None) -> str:
-    engine, cfg = _dumper(config)
-    cfg = engine.at_graph_level(cfg, str(level))
+    cfg = run_config(config, graph_level=level)
+    engine = graph_dumper(cfg)
     spec = parse_device(cfg.device).instances[0]
     return engine.dump_optimized(load_model(model), cfg, spec, path)
 
@@ -221,12 +208,11 @@ def compare_dump_load(
 ) -> Comparison:
     """Load/prepare/warm-up/inference of the original (optimised online at ``level``) vs the dump
     (loaded with optimisation disabled), and their output agreement."""
-    engine, cfg = _dumper(config)
     return compare_before_after(
         model,
         os.fspath(dump_path),
         feeds,
-        config=engine.at_graph_level(cfg, str(level)),
-        after_config=engine.at_graph_level(cfg, "disabled"),
+        config=run_config(config, graph_level=level),
+        after_config=run_config(config, graph_level=GraphLevel.DISABLED),
         iters=iters,
     )

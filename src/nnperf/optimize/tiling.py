@@ -25,6 +25,7 @@ from nnperf.runtime.executor import Executor
 
 if TYPE_CHECKING:
     from nnperf.runtime.session import Session
+from nnperf.optimize.config import run_config
 
 __all__ = ["Tile", "TilingResult", "plan_tiles", "run_tiled", "split", "stitch", "sweep"]
 
@@ -188,7 +189,7 @@ def sweep(
     """Throughput and engine share per patch size, each checked against a whole-image run."""
     from nnperf.runtime import RunEvent, Session
 
-    cfg = config or RunConfig(device="cpu(1)")
+    cfg = run_config(config)
     _, height, width = image.shape
     engine_ns = [0]
 

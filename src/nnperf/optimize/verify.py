@@ -11,6 +11,7 @@ import numpy as np
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelSource
+from nnperf.optimize.config import run_config
 
 __all__ = [
     "Agreement",
@@ -18,6 +19,7 @@ __all__ = [
     "assert_equivalent",
     "compare_models",
     "compare_outputs",
+    "run_outputs",
 ]
 
 
@@ -132,18 +134,32 @@ def compare_models(
             default: the same feeds.
         config: run configuration for both (default: ``RunConfig(device="cpu(1)")``).
     """
-    from nnperf.runtime import Session
-
-    cfg = config or RunConfig(device="cpu(1)")
     cand_feeds = candidate_feeds if candidate_feeds is not None else feeds
     if len(cand_feeds) != len(feeds):
         raise InvalidInputError(
             f"candidate_feeds: got {len(cand_feeds)} queries, expected {len(feeds)}"
         )
-    with Session(reference, config=cfg) as a, Session(candidate, config=cfg) as b:
-        ref_out = [a.run(dict(f)) for f in feeds]
-        cand_out = [b.run(dict(f)) for f in cand_feeds]
-    return compare_outputs(ref_out, cand_out)
+    return compare_outputs(
+        run_outputs(reference, feeds, config=config),
+        run_outputs(candidate, cand_feeds, config=config),
+    )
+
+
+def run_outputs(
+    model: ModelSource,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    *,
+    config: RunConfig | None = None,
+) -> list[list[np.ndarray]]:
+    """The outputs of ``model`` on each feed, on the real engine (untimed).
+
+    Args:
+        config: run configuration (default: ``RunConfig(device="cpu(1)")``).
+    """
+    from nnperf.runtime import Session
+
+    with Session(model, config=run_config(config)) as sess:
+        return [sess.run(dict(f)) for f in feeds]
 
 
 def assert_equivalent(

@@ -258,7 +258,11 @@ class Receiver:
         """The next finished query's ``(context, outputs)``.
 
         Args:
-            timeout_s: longest wait in seconds (float); ``None`` (default) waits as needed.
+            timeout_s: longest wait in **seconds** (float), as ``furiosa.runtime.sync``'s
+                ``Receiver.recv(timeout)``; ``None`` (default) waits as needed. Porting from
+                Furiosa's legacy ``CompletionQueue.recv(timeout)``, which took *milliseconds*:
+                divide by 1000 (``recv(100)`` there is ``recv(0.1)`` here). A value above
+                3600 (an hour) is honoured but warns (``UserWarning``), naming the unit.
 
         Raises:
             TimeoutError: nothing finished within ``timeout_s``.
@@ -266,6 +270,16 @@ class Receiver:
             QueueClosedError: the stream has ended (submitter closed, all received) or the
                 receiver was closed.
         """
+        if timeout_s is not None and timeout_s > 3600:
+            import warnings
+
+            warnings.warn(
+                f"Receiver.recv(timeout_s={timeout_s!r}): timeout_s is in seconds, so this waits "
+                f"up to {timeout_s / 3600:.1f} h; if you meant {timeout_s!r} ms (Furiosa's "
+                f"legacy CompletionQueue.recv), pass timeout_s={timeout_s / 1000:g}",
+                UserWarning,
+                stacklevel=2,
+            )
         s = self._stream
         if s.ended or s.recv_closed:
             raise QueueClosedError(
