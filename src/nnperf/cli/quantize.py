@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.cli.args import engine_list
+from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 
 __all__ = ["load_calibration", "register", "run"]
@@ -93,6 +95,17 @@ def register(sub: Any) -> None:
         "with_quantize=False; default: float inputs)",
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="engine the candidates and the before/after table are measured on: onnxruntime "
+        "or openvino; the fastest activation type can differ by engine (default onnxruntime)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu(1)",
+        help="device the candidates are measured on (default cpu(1): one stable thread)",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
     p.set_defaults(func=run)
 
@@ -162,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
     from nnperf.optimize.quant_search import choose_quantization, layer_sensitivity
     from nnperf.optimize.quantize import prepare, quantize
 
+    engines = engine_list(args.engine) or ["onnxruntime"]
+    if len(engines) > 1:
+        raise InvalidInputError(
+            f"--engine: got {args.engine!r}, expected one engine to measure the candidates on"
+        )
+    measure_on = RunConfig(engine=engines[0], device=args.device)
     float_model = as_proto(args.model)
     model = prepare(float_model) if args.prepare else float_model
     data = load_calibration(args.calibration, model)
@@ -221,8 +240,9 @@ def run(args: argparse.Namespace) -> int:
             candidates=candidates,
             nodes_to_exclude=exclude,
             prepare=False,
+            config=measure_on,
         )
-        print("Candidates (1 thread):")
+        print(f"Candidates ({measure_on.engine}, {measure_on.device}):")
         for c in choice.candidates:
             print(
                 f"  {c.label:<26} {c.latency_ms:8.3f} ms  cosine {c.agreement.cosine:.6f}"
@@ -265,7 +285,12 @@ def run(args: argparse.Namespace) -> int:
             for f in evaluation
         ]
     comp = compare_before_after(
-        float_model, quantized, evaluation, after_feeds=feeds_after, iters=args.iters
+        float_model,
+        quantized,
+        evaluation,
+        after_feeds=feeds_after,
+        iters=args.iters,
+        config=measure_on,
     )
     print()
     print(format_table(comp, before_label="float32", after_label="int8"))
