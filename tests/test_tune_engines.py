@@ -75,3 +75,30 @@ def test_tune_cli_takes_engines_precisions_and_min_cosine(tmp_path, capsys):
     assert exc.value.code == 2 and "(0, 1]" in capsys.readouterr().err
     assert main(["tune", path, "--precision", "int4"]) == 2
     assert "expected 'all' or names" in capsys.readouterr().err
+
+
+def test_calibration_adds_an_int8_candidate_guarded_on_held_out_samples(tmp_path, capsys):
+    import numpy as np
+
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        np.save(folder / f"{i}.npy", rng.standard_normal((1, 3, 16, 16)).astype(np.float32))
+    path = str(tmp_path / "m.onnx")
+    import onnx
+
+    onnx.save(small_convnet(), path)
+    out = tmp_path / "t.json"
+    code = main(
+        ["tune", path, "--calibration", str(folder), "--objective", "latency",
+         "--time-budget-s", "5", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(out.read_text())
+    int8 = [c for c in doc["candidates"] if c["variant"] == "int8"]
+    assert int8 and all(c["label"].endswith("[int8]") for c in int8)
+    checked = [c for c in int8 if c["accuracy"]]
+    assert checked and checked[0]["accuracy"]["samples"] == 2  # a quarter of 8, held out
+    assert "int8" in doc["variants"]
+    assert "[int8]" in capsys.readouterr().out

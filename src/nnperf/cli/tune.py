@@ -111,6 +111,14 @@ def register(sub: Any) -> None:
         "f16, or 'all' (default f32)",
     )
     p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="DIR|random:N",
+        help="add an int8 candidate built by 'nnperf quantize' defaults from these samples (a "
+        "folder of .npy/.npz files, as quantize reads them); a quarter of them is held out for "
+        "the accuracy guard (default: no int8 candidate)",
+    )
+    p.add_argument(
         "--min-cosine",
         type=unit_interval,
         default=0.99,
@@ -178,6 +186,15 @@ def _parse_variants(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _calibration(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    if args.calibration is None:
+        return None
+    from nnperf.cli.quantize import load_calibration
+    from nnperf.optimize.editor import as_proto
+
+    return load_calibration(args.calibration, as_proto(args.model))
+
+
 def _precisions(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -229,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
                 engines=engine_list(args.engine),
                 precisions=_precisions(args.precision),
                 min_cosine=args.min_cosine,
+                calibration=_calibration(args),
                 warmup_iters=args.warmup_iters,
                 seed=args.seed,
                 progress=progress,

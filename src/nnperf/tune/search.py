@@ -266,6 +266,7 @@ def tune(
     min_noise: float = 0.02,
     min_cosine: float = DEFAULT_MIN_COSINE,
     accuracy_inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
+    calibration: Sequence[Mapping[str, np.ndarray]] | None = None,
     seed: int = 0,
     progress: ProgressFn | None = None,
 ) -> TuneResult:
@@ -298,6 +299,10 @@ def tune(
             rejected, never chosen (default 0.99).
         accuracy_inputs: the inputs the guard compares on (default: four seeded random inputs;
             pass held-out real samples for a meaningful check).
+        calibration: samples (``{input: array}``, batch 1) to build an ``int8`` variant from,
+            with ``nnperf.optimize``'s defaults (pre-processing, min-max, u8 activations,
+            per-channel weights): the first three quarters calibrate, the held-out rest is what
+            the accuracy guard compares on (unless ``accuracy_inputs`` is given).
         seed: seed for synthetic inputs and Poisson arrivals (default 0).
         progress: called with ``(elapsed_s, time_budget_s, what)`` before each run.
 
@@ -319,6 +324,16 @@ def tune(
         raise InvalidInputError(f"warmup_iters: got {warmup_iters}, expected >= 0")
     blob = load_model(model)
     var_blobs = {name: load_model(src) for name, src in (variants or {}).items()}
+    if calibration is not None:
+        if "int8" in var_blobs:
+            raise InvalidInputError(
+                "calibration builds the 'int8' variant; a variant of that name was given too. "
+                "Rename it or drop calibration"
+            )
+        held_out, int8 = _int8_variant(blob, calibration)
+        var_blobs["int8"] = int8
+        if accuracy_inputs is None:
+            accuracy_inputs = held_out
     if BASE_VARIANT in var_blobs:
         raise InvalidInputError(
             f"variants: the name {BASE_VARIANT!r} is reserved for the tuned model; rename it"
@@ -372,14 +387,46 @@ def tune(
             "model": {"name": blob.name, "path": blob.path, "sha256": blob.sha256},
             "min_cosine": min_cosine,
             "variants": {
-                name: (src if isinstance(src, str) else var_blobs[name].name)
-                for name, src in (variants or {}).items()
+                **{
+                    name: (src if isinstance(src, str) else var_blobs[name].name)
+                    for name, src in (variants or {}).items()
+                },
+                **({"int8": "built from the calibration samples"} if calibration else {}),
             },
         }
     )
     if cache is not None:
         write_cache(cache, result.to_dict())
     return result
+
+
+def _int8_variant(
+    model: ModelBlob, samples: Sequence[Mapping[str, np.ndarray]]
+) -> tuple[list[dict[str, np.ndarray]], ModelBlob]:
+    """(held-out samples, int8 model): ``nnperf.optimize``'s defaults on the first three
+    quarters of ``samples``.
+
+    Raises:
+        InvalidInputError: fewer than two samples (one to calibrate, one to hold out).
+    """
+    if len(samples) < 2:
+        raise InvalidInputError(
+            f"calibration: got {len(samples)} sample(s), expected at least 2 (three quarters "
+            "calibrate the int8 variant, the rest check its accuracy)"
+        )
+    # Imported here: quantization tooling loads only when int8 candidates are asked for.
+    from nnperf.optimize.calibrate import Calibrator
+    from nnperf.optimize.quantize import quantize
+
+    holdout = max(1, len(samples) // 4)
+    fit = [dict(s) for s in samples[:-holdout]]
+    with Calibrator(model) as cal:
+        cal.collect_data(fit)
+        ranges = cal.compute_range()
+    int8 = quantize(model, ranges)
+    blob = load_model(int8)
+    blob = ModelBlob(data=blob.data, name=f"{model.name}.int8", path=None, sha256=blob.sha256)
+    return [dict(s) for s in samples[-holdout:]], blob
 
 
 def _search(
