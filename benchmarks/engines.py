@@ -25,6 +25,8 @@ Four parts, each measured side by side in this one process (interleaved rounds, 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
 import shutil
 import subprocess
@@ -69,10 +71,10 @@ def benchmark_app(path: Path, *, hint: str, precision: str, seconds: float) -> t
         cmd += ["-shape", shape]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     fps = re.search(r"Throughput:\s+([0-9.]+)\s+FPS", out)
-    med = re.search(r"Median:\s+([0-9.]+)\s+ms", out)
+    med = re.search(r"Median:\s+([0-9.]+)\s+(ms|us)", out)
     if fps is None or med is None:
         raise RuntimeError(f"benchmark_app printed no figures:\n{out[-2000:]}")
-    return float(fps.group(1)), float(med.group(1))
+    return float(fps.group(1)), float(med.group(1)) / (1000.0 if med.group(2) == "us" else 1.0)
 
 
 def nnperf_openvino(
@@ -179,21 +181,22 @@ def part_overhead(tmp: Path, calls: int, rounds: int) -> None:
 
 def quantized(tmp: Path, name: str) -> Path:
     out = tmp / f"{name}_int8.onnx"
-    code = cli(
-        [
-            "quantize",
-            f"zoo:{name}",
-            "-o",
-            str(out),
-            "--calibration",
-            "random:16",
-            "--activation-type",
-            "uint8",
-            "--per-channel",
-            "--iters",
-            "3",
-        ]
-    )
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = cli(
+            [
+                "quantize",
+                f"zoo:{name}",
+                "-o",
+                str(out),
+                "--calibration",
+                "random:16",
+                "--activation-type",
+                "uint8",
+                "--per-channel",
+                "--iters",
+                "3",
+            ]
+        )
     if code != 0:
         raise RuntimeError(f"nnperf quantize zoo:{name} failed ({code})")
     return out

@@ -18,8 +18,10 @@ BENCH = Path(__file__).parent.parent / "benchmarks"
         ["overhead.py", "--quick"],
         ["fidelity.py", "--quick", "--model", "zoo:mnist"],
         ["concurrency.py", "--quick", "--models", "mnist"],
+        ["engines.py", "--quick"],
+        ["loadgen.py", "--quick"],
     ],
-    ids=["overhead", "fidelity", "concurrency"],
+    ids=["overhead", "fidelity", "concurrency", "engines", "loadgen"],
 )
 def test_benchmark_smoke(argv: list[str]) -> None:
     proc = subprocess.run(
@@ -31,4 +33,4 @@ def test_benchmark_smoke(argv: list[str]) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert "ratio" in proc.stdout
+    assert "ratio" in proc.stdout or "÷ raw" in proc.stdout
