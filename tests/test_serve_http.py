@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from nnperf.errors import InvalidInputError, NotFoundError, OverloadedError
 from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
-from nnperf.serve.dataplane import DataPlane, ModelRepository, ModelSettings, ServedModel
+from nnperf.serve import DataPlane, ModelRepository, ModelSettings, ServedModel
 from nnperf.serve.http import ServerHandle, create_app
 from tests.models import identity_model, matmul_model, two_input_model
 

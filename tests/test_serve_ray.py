@@ -10,7 +10,7 @@ import pytest
 
 import nnperf
 from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
-from nnperf.serve.dataplane import ModelSettings
+from nnperf.serve.settings import ModelSettings
 from tests.models import matmul_model
 
 

@@ -154,13 +154,13 @@ def build_settings(args: argparse.Namespace) -> tuple[list[Any], Any]:
     """The per-model settings and the defaults for repository models, from the flags.
 
     Returns:
-        ``(models, defaults)``: a list of :class:`~nnperf.serve.dataplane.ModelSettings` and the
+        ``(models, defaults)``: a list of :class:`~nnperf.serve.settings.ModelSettings` and the
         settings template for repository models.
 
     Raises:
         InvalidInputError: no models and no repository, bad flag values, or a bad config file.
     """
-    from nnperf.serve.dataplane import ModelSettings, load_serve_config
+    from nnperf.serve.settings import ModelSettings, load_serve_config
     from nnperf.types import RunConfig
 
     base = ModelSettings(name="default", model="")

@@ -16,7 +16,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from nnperf.errors import MissingDependencyError
-from nnperf.serve.dataplane import DataPlane, ModelSettings
+from nnperf.serve.dataplane import DataPlane
+from nnperf.serve.settings import ModelSettings
 
 __all__ = ["NnperfDeployment", "build_deployment", "run_ray"]
 

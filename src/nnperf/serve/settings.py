@@ -1,0 +1,167 @@
+"""How models are served: :class:`ModelSettings` and the serve config file.
+
+A :class:`ModelSettings` names one model, its source and its serving knobs (batching, in-flight
+limit, RunConfig); :func:`load_serve_config` reads them from a ``nnperf.serve/1`` file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnperf.errors import InvalidInputError
+from nnperf.types import RunConfig
+
+__all__ = [
+    "DEFAULT_MAX_INFLIGHT",
+    "ModelSettings",
+    "SERVE_CONFIG_SCHEMA",
+    "check_model_name",
+    "load_serve_config",
+]
+
+DEFAULT_MAX_INFLIGHT = 128
+"""Requests one model admits at once before answering 503 (default of ``max_inflight``)."""
+
+SERVE_CONFIG_SCHEMA = "nnperf.serve/1"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_model_name(name: str) -> str:
+    """Return ``name`` if it is a safe model name (letters, digits, ``_ . -``; no path parts).
+
+    Raises:
+        InvalidInputError: anything else (slashes, ``..``, empty, too long).
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise InvalidInputError(
+            f"model name {name!r} is not allowed; expected 1-128 letters, digits, '_', '.' or '-' "
+            "starting with a letter or digit (no path separators or '..')"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How one model is served.
+
+    Attributes:
+        name: the served name (``/v2/models/{name}``).
+        model: the model source: a path or ``zoo:NAME`` (bytes or a ModelProto from Python).
+        version: the version string served (default ``"1"``).
+        config: the RunConfig (device, workers, threads, graph level...).
+        max_batch_size: merge concurrent requests into batches of up to this many rows
+            (dynamic batching); 1, the default, runs each request on its own.
+        max_delay_ms: with merging, the longest a request waits for others, in ms (default 1.0).
+        max_inflight: requests admitted at once; the next gets 503 (default 128).
+    """
+
+    name: str
+    model: Any
+    version: str = "1"
+    config: RunConfig = field(default_factory=RunConfig)
+    max_batch_size: int = 1
+    max_delay_ms: float = 1.0
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+
+    def __post_init__(self) -> None:
+        check_model_name(self.name)
+        if not isinstance(self.version, str) or not _NAME_RE.match(self.version):
+            raise InvalidInputError(
+                f"version: got {self.version!r}, expected a short string such as '1'"
+            )
+        for attr in ("max_batch_size", "max_inflight"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidInputError(f"{attr}: got {v!r}, expected a positive integer")
+        if not isinstance(self.max_delay_ms, (int, float)) or self.max_delay_ms < 0:
+            raise InvalidInputError(
+                f"max_delay_ms: got {self.max_delay_ms!r}, expected a number >= 0 (milliseconds)"
+            )
+        if not isinstance(self.config, RunConfig):
+            raise InvalidInputError(
+                f"config: got {type(self.config).__name__}, expected a RunConfig"
+            )
+
+    def replace(self, **changes: Any) -> ModelSettings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``model`` must be a path or ``zoo:`` name)."""
+        return {
+            "name": self.name,
+            "model": self.model
+            if isinstance(self.model, str)
+            else f"<{type(self.model).__name__}>",
+            "version": self.version,
+            "config": self.config.to_dict(),
+            "max_batch_size": self.max_batch_size,
+            "max_delay_ms": self.max_delay_ms,
+            "max_inflight": self.max_inflight,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, base: ModelSettings | None = None
+    ) -> ModelSettings:
+        """Build from :meth:`to_dict`'s form; missing keys come from ``base``.
+
+        Raises:
+            InvalidInputError: unknown keys or bad values.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(
+                f"model settings: got {type(data).__name__}, expected a JSON object"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidInputError(
+                f"model settings: unknown key(s) {unknown}; expected among {sorted(names)}"
+            )
+        body = dict(data)
+        if "config" in body:
+            cfg = body["config"]
+            body["config"] = cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
+        if base is not None:
+            return dataclasses.replace(base, **body)
+        if "name" not in body or "model" not in body:
+            raise InvalidInputError("model settings: 'name' and 'model' are required")
+        return cls(**body)
+
+
+def load_serve_config(path: str | Path, *, base: ModelSettings) -> list[ModelSettings] | RunConfig:
+    """Read a serve config file.
+
+    Two forms are accepted: a RunConfig file (``nnperf tune`` writes one), applied to every model;
+    or ``{"schema": "nnperf.serve/1", "defaults": {...}, "models": [{"name", "model", ...}]}``
+    with per-model settings (``defaults`` fills what a model leaves out).
+
+    Args:
+        path: the JSON file.
+        base: settings the file's values override (from the command-line flags).
+
+    Raises:
+        InvalidInputError: a missing file, bad JSON or bad settings.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InvalidInputError(f"config file {str(p)!r} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"config file {str(p)!r} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and data.get("schema") == SERVE_CONFIG_SCHEMA:
+        defaults = ModelSettings.from_dict(data.get("defaults") or {}, base=base)
+        models = data.get("models") or []
+        if not isinstance(models, list):
+            raise InvalidInputError(f"config file {str(p)!r}: 'models' must be a list")
+        return [ModelSettings.from_dict(m, base=defaults) for m in models]
+    return RunConfig.load(p)
