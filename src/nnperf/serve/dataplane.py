@@ -55,7 +55,10 @@ class _RunStats:
 
     def on_run(self, event: hooks.RunEvent) -> None:
         name = self.models.get(event.session_id)
-        if name is None or event.error is not None:
+        if name is None:
+            return
+        if event.error is not None:
+            self.metrics.observe_run_failure(name)
             return
         self.metrics.observe_run(
             name,
