@@ -77,25 +77,42 @@ class BodyTooLargeError(InvalidInputError):
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_MAX_ERROR_CHARS = 800
+"""Longest error message sent or logged (messages quote client data; it is cut, not echoed)."""
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 40] + f"... ({len(text)} characters)"
+    return text
+
+
 def _error_response(exc: NnperfError, retry_after_s: int) -> Response:
     headers = {}
     if isinstance(exc, OverloadedError):
         headers["Retry-After"] = str(retry_after_s)
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse({"error": str(exc)}, status_code=exc.http_status, headers=headers)
+    return JSONResponse({"error": _message(exc)}, status_code=exc.http_status, headers=headers)
+
+
+def _byte_count(text: str, name: str) -> int:
+    """A header holding a byte count: ASCII digits only (``int()`` also takes ``1_0``, ``+1``,
+    spaces and non-ASCII digits)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        shown = text[:40] + ("..." if len(text) > 40 else "")
+        raise InvalidInputError(
+            f"{name}: got {shown!r}, expected a byte count (ASCII digits only, e.g. 1024)"
+        )
+    return int(text)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidInputError(
-                f"Content-Length: got {declared!r}, expected a byte count"
-            ) from None
+        size = _byte_count(declared, "Content-Length")
         if size > limit:
             raise BodyTooLargeError(
                 f"request body of {size} bytes exceeds the server's limit of {limit} bytes; "
@@ -158,6 +175,17 @@ def create_app(
                 response = await fn(request)
             except NnperfError as exc:
                 response = _error_response(exc, retry_after_s)
+                # One line per refused request, no traceback: the client's mistake (or the
+                # engine's failure on its input) is not the server's bug. Overload is routine.
+                log.log(
+                    logging.INFO if isinstance(exc, OverloadedError) else logging.WARNING,
+                    "%s %s -> %d %s: %s",
+                    request.method,
+                    request.url.path,
+                    exc.http_status,
+                    type(exc).__name__,
+                    _message(exc),
+                )
             except Exception as exc:  # a bug: answer 500 with the v2 body, log the traceback
                 log.exception("internal error on %s %s", request.method, request.url.path)
                 response = JSONResponse(
@@ -218,19 +246,14 @@ def create_app(
         model = model_of(request)
         body = await _read_body(request, max_body_bytes)
         raw_length = request.headers.get(HEADER_LENGTH.lower())
-        header_length: int | None = None
-        if raw_length is not None:
-            try:
-                header_length = int(raw_length)
-            except ValueError:
-                raise InvalidInputError(
-                    f"{HEADER_LENGTH}: got {raw_length!r}, expected a byte count"
-                ) from None
+        header_length = None if raw_length is None else _byte_count(raw_length, HEADER_LENGTH)
         json_bytes = len(body) if header_length is None else header_length
         if json_bytes > _OFFLOAD_BYTES:
-            decoded = await asyncio.to_thread(decode_request, body, header_length=header_length)
+            decoded = await asyncio.to_thread(
+                decode_request, body, header_length=header_length, datatypes=model.datatypes
+            )
         else:
-            decoded = decode_request(body, header_length=header_length)
+            decoded = decode_request(body, header_length=header_length, datatypes=model.datatypes)
         if plane.draining:
             raise OverloadedError("server is shutting down; retry on another replica")
         result = await model.infer(decoded)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nnperf.errors import InvalidInputError, NotFoundError, OverloadedError
+from nnperf.errors import InvalidInputError, NotFoundError, OverloadedError, UnsupportedError
 from nnperf.protocol import InferenceRequest, InferenceResponse, Tensor, datatype_of
 from nnperf.runtime.aio import AsyncRunner
 from nnperf.runtime.feeds import Inputs
@@ -33,6 +33,13 @@ from nnperf.types import TensorDesc
 __all__ = ["ServedModel"]
 
 log = logging.getLogger("nnperf.serve")
+
+
+def _datatype_or_none(dtype: str) -> str:
+    try:
+        return datatype_of(dtype)
+    except (UnsupportedError, TypeError):  # e.g. bfloat16: no request can feed it
+        return "none"
 
 
 class ServedModel:
@@ -52,6 +59,7 @@ class ServedModel:
         self._draining = False
         self._idle: asyncio.Event | None = None
         self._output_index: dict[str, int] = {}
+        self._datatypes: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -91,6 +99,13 @@ class ServedModel:
         """Model outputs."""
         return self.runner.outputs
 
+    @property
+    def datatypes(self) -> dict[str, str]:
+        """The v2 datatype of each input, by name (what a request must send; empty until
+        loaded). An input whose dtype has no v2 name maps to ``"none"``, which no request
+        matches."""
+        return self._datatypes
+
     async def load(self) -> None:
         """Load the model on its device (in a thread; the loop keeps serving). Idempotent.
 
@@ -102,6 +117,7 @@ class ServedModel:
         s = self.settings
         self._runner = await asyncio.to_thread(self._build)
         self._output_index = {o.name: i for i, o in enumerate(self._runner.outputs)}
+        self._datatypes = {d.name: _datatype_or_none(d.dtype) for d in self._runner.inputs}
         self._draining = False
         log.info(
             "loaded model %s version %s (max_batch_size=%d, max_delay_ms=%g, max_inflight=%d)",
@@ -242,6 +258,7 @@ class ServedModel:
             outputs=tensors,
             id=request.id,
             binary_outputs=binary,
+            allow_nan=request.allow_nan,
         )
 
     # -- metadata ---------------------------------------------------------------------------------
