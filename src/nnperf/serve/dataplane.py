@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from nnperf.errors import InvalidInputError, NotFoundError, OverloadedError
+from nnperf.errors import InvalidInputError, NnperfError, NotFoundError, OverloadedError
 from nnperf.protocol import InferenceRequest, InferenceResponse
 from nnperf.runtime import hooks
 from nnperf.serve.metrics import ServeMetrics
@@ -78,6 +78,9 @@ class DataPlane:
         defaults: settings for repository models (``name``/``model`` are replaced).
         metrics: the Prometheus instruments (default: a fresh registry).
         server_name: reported by ``GET /v2``.
+        strict: a repository model that fails to load stops :meth:`start` (default false: it
+            is reported, listed in the repository index with the reason, and skipped while the
+            others serve).
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class DataPlane:
         defaults: ModelSettings | None = None,
         metrics: ServeMetrics | None = None,
         server_name: str = "nnperf",
+        strict: bool = False,
     ) -> None:
         names = [m.name for m in models]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -103,6 +107,9 @@ class DataPlane:
         self.metrics = metrics or ServeMetrics()
         self.server_name = server_name
         self.models: dict[str, ServedModel] = {}
+        self.strict = strict
+        self.failed: dict[str, str] = {}
+        """Repository models that failed to load: name -> the reason."""
         self._stats = _RunStats(self.metrics)
         self._observing = False
         self._started = False
@@ -110,20 +117,43 @@ class DataPlane:
         self._lock: asyncio.Lock | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
+    def _observe(self, on: bool) -> None:
+        """Start or stop watching the runtime's runs (the one place that registers observers)."""
+        if on and not self._observing:
+            hooks.add_observer(self._stats)
+        elif not on and self._observing:
+            hooks.remove_observer(self._stats)
+        self._observing = on
+
     async def start(self) -> None:
-        """Load the configured models and every repository model. Idempotent."""
+        """Load the configured models and every repository model. Idempotent.
+
+        Raises:
+            ModelLoadError, NotFoundError, InvalidInputError, UnsupportedError: a configured
+                model failed to load (or a repository model, with ``strict``).
+        """
         if self._started:
             return
         self._started = True
-        if not self._observing:
-            hooks.add_observer(self._stats)
-            self._observing = True
+        self._observe(True)
         for settings in self.pending:
             await self.add_model(settings)
         if self.repository is not None:
             for name in self.repository.names():
-                if name not in self.models:
+                if name in self.models:
+                    continue
+                try:
                     await self.load_model(name)
+                except NnperfError as exc:
+                    if self.strict:
+                        raise
+                    self.failed[name] = str(exc)
+                    log.warning(
+                        "model %s in the repository failed to load and is not served (the others "
+                        "are; --strict makes this fatal): %s",
+                        name,
+                        exc,
+                    )
 
     async def add_model(self, settings: ModelSettings) -> ServedModel:
         """Load one model and serve it under ``settings.name``.
@@ -156,7 +186,9 @@ class DataPlane:
                 f"model {name!r}: this server has no model repository; start it with "
                 "--model-repository DIR"
             )
-        return await self.add_model(self.repository.settings(name, base=self.defaults))
+        model = await self.add_model(self.repository.settings(name, base=self.defaults))
+        self.failed.pop(name, None)
+        return model
 
     async def unload_model(self, name: str) -> None:
         """Stop serving ``name`` after its admitted requests finish.
@@ -184,9 +216,7 @@ class DataPlane:
                 m.answered,
             )
         self.models.clear()
-        if self._observing:
-            hooks.remove_observer(self._stats)
-            self._observing = False
+        self._observe(False)
 
     @property
     def draining(self) -> bool:
@@ -199,7 +229,8 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        """Started, not draining, and every model ready."""
+        """Started, not draining, and every loaded model ready (a repository model that failed
+        to load is reported by its own readiness and the repository index)."""
         return self._started and not self._draining and all(m.ready for m in self.models.values())
 
     def server_metadata(self) -> dict[str, Any]:
@@ -220,6 +251,12 @@ class DataPlane:
         """
         model = self.models.get(name)
         if model is None:
+            reason = self.failed.get(name)
+            if reason is not None:
+                raise NotFoundError(
+                    f"model {name!r} failed to load and is not served: {reason}; fix it, then "
+                    f"POST /v2/repository/models/{name}/load"
+                )
             raise NotFoundError(
                 f"model {name!r} is not served here; expected one of {sorted(self.models)}"
             )
@@ -230,8 +267,9 @@ class DataPlane:
         return model
 
     def repository_index(self) -> list[dict[str, Any]]:
-        """Triton's repository index: every known model with its state."""
-        names = set(self.models)
+        """Triton's repository index: every known model with its state (and, for one that
+        failed to load, the reason)."""
+        names = set(self.models) | set(self.failed)
         if self.repository is not None:
             names.update(self.repository.names())
         out = []
@@ -243,6 +281,8 @@ class DataPlane:
             }
             if m is not None:
                 entry["version"] = m.version
+            elif n in self.failed:
+                entry["reason"] = self.failed[n]
             out.append(entry)
         return out
 

@@ -15,9 +15,11 @@ joining an unbounded queue. Usable on its own from Python, as furiosa-server's `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -204,38 +206,69 @@ class ServedModel:
         if self._inflight == 0 and self._idle is not None:
             self._idle.set()
 
-    async def predict(self, inputs: Inputs) -> list[np.ndarray]:
-        """Run one request and return every output in model order.
-
-        Args:
-            inputs: one array (single-input models), a list in input order, or a dict by name.
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Hold one of the model's ``max_inflight`` places for a request, from before its body is
+        read (a transport's use: the next request is refused before it costs memory) until it is
+        answered. A failure inside is counted in the metrics by its class name.
 
         Raises:
-            OverloadedError: ``max_inflight`` requests are already admitted, or draining.
-            InvalidInputError: a wrong name, dtype or shape (nothing was queued).
-            EngineError: the engine failed.
+            OverloadedError: ``max_inflight`` requests are already admitted, or not loaded or
+                draining.
         """
         self._admit()
-        start = time.perf_counter_ns()
         try:
-            outputs = await self.runner.run(inputs)
+            yield
         except BaseException as exc:
             if self.metrics is not None:
                 self.metrics.observe_failure(self.name, type(exc).__name__)
             raise
         finally:
             self._leave()
+
+    async def predict(self, inputs: Inputs, *, admitted: bool = False) -> list[np.ndarray]:
+        """Run one request and return every output in model order.
+
+        Args:
+            inputs: one array (single-input models), a list in input order, or a dict by name.
+            admitted: the caller holds :meth:`admission` for this request already.
+
+        Raises:
+            OverloadedError: ``max_inflight`` requests are already admitted, or draining.
+            InvalidInputError: a wrong name, dtype or shape (nothing was queued).
+            EngineError: the engine failed.
+        """
+        if not admitted:
+            with self.admission():
+                return await self._run(inputs)
+        return await self._run(inputs)
+
+    async def _run(self, inputs: Inputs) -> list[np.ndarray]:
+        start = time.perf_counter_ns()
+        outputs = await self.runner.run(inputs)
         if self.metrics is not None:
             self.metrics.observe_ok(self.name, (time.perf_counter_ns() - start) / 1e9)
         return outputs
 
-    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+    async def infer(
+        self, request: InferenceRequest, *, admitted: bool = False
+    ) -> InferenceResponse:
         """Run a decoded v2 request and build its response.
+
+        Args:
+            request: the decoded request.
+            admitted: the caller holds :meth:`admission` for this request already.
 
         Raises:
             InvalidInputError: unknown requested outputs, or a bad feed.
             OverloadedError, EngineError: as :meth:`predict`.
         """
+        if not admitted:
+            with self.admission():
+                return await self._infer(request)
+        return await self._infer(request)
+
+    async def _infer(self, request: InferenceRequest) -> InferenceResponse:
         wanted = request.outputs
         if wanted is not None:
             unknown = [o.name for o in wanted if o.name not in self._output_index]
@@ -244,7 +277,7 @@ class ServedModel:
                     f"model {self.name!r} has no output(s) {unknown}; expected names among "
                     f"{list(self._output_index)}"
                 )
-        outputs = await self.predict(request.feeds())
+        outputs = await self._run(request.feeds())
         descs = self.runner.outputs
         if wanted is None:
             tensors = tuple(Tensor(d.name, a) for d, a in zip(descs, outputs))

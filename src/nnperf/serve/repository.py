@@ -46,7 +46,9 @@ class ModelRepository:
             try:
                 self.locate(name)
             except (NotFoundError, InvalidInputError):
-                continue
+                continue  # not a model, or one that escapes the repository
+            except ModelLoadError:
+                pass  # a model entry that is broken: listed, and its load reports why
             found.add(name)
         return sorted(found)
 

@@ -1,13 +1,17 @@
-"""How models are served: :class:`ModelSettings` and the serve config file.
+"""How models and the server are served: :class:`ModelSettings`, :class:`ServerSettings` and the
+serve config file.
 
 A :class:`ModelSettings` names one model, its source and its serving knobs (batching, in-flight
-limit, RunConfig); :func:`load_serve_config` reads them from a ``nnperf.serve/1`` file.
+limit, RunConfig); :func:`load_serve_config` reads them from a ``nnperf.serve/1`` file. A
+:class:`ServerSettings` holds the transport's address and its limits against hostile clients
+(body size and byte budget, connections, header and body read timeouts).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,9 +25,12 @@ __all__ = [
     "DEFAULT_MAX_INFLIGHT",
     "ModelSettings",
     "SERVE_CONFIG_SCHEMA",
+    "ServerSettings",
     "check_model_name",
     "load_serve_config",
 ]
+
+MIB = 1024 * 1024
 
 DEFAULT_MAX_INFLIGHT = 128
 """Requests one model admits at once before answering 503 (default of ``max_inflight``)."""
@@ -80,7 +87,12 @@ class ModelSettings:
             v = getattr(self, attr)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InvalidInputError(f"{attr}: got {v!r}, expected a positive integer")
-        if not isinstance(self.max_delay_ms, (int, float)) or self.max_delay_ms < 0:
+        if (
+            isinstance(self.max_delay_ms, bool)
+            or not isinstance(self.max_delay_ms, (int, float))
+            or not math.isfinite(self.max_delay_ms)
+            or self.max_delay_ms < 0
+        ):
             raise InvalidInputError(
                 f"max_delay_ms: got {self.max_delay_ms!r}, expected a number >= 0 (milliseconds)"
             )
@@ -165,3 +177,95 @@ def load_serve_config(path: str | Path, *, base: ModelSettings) -> list[ModelSet
             raise InvalidInputError(f"config file {str(p)!r}: 'models' must be a list")
         return [ModelSettings.from_dict(m, base=defaults) for m in models]
     return RunConfig.load(p)
+
+
+def _positive_number(owner: str, attr: str, value: Any, unit: str) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidInputError(
+            f"{owner} {attr}: got {value!r}, expected a finite number > 0 ({unit})"
+        )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP server's address and its limits (``nnperf serve`` flags of the same names).
+
+    Every limit protects the server from clients, hostile or broken: memory stays bounded by
+    ``body_budget_bytes`` plus each model's ``max_inflight`` requests, and a connection that
+    sends nothing useful is closed after ``header_timeout_s`` / ``body_timeout_s``.
+
+    Attributes:
+        host: address to bind (default ``127.0.0.1``, loopback only).
+        port: TCP port, 1-65535, or 0 for any free port (the bound port is announced; default
+            8000).
+        token: bearer token required on every route but the health probes (default none).
+        max_body_bytes: largest request body; a larger declared ``Content-Length`` is refused
+            with 413 before a byte of the body is read (default 64 MiB).
+        body_budget_bytes: bytes of request bodies read or held at once, all requests
+            together; a request whose body does not fit is refused with 503 before its body is
+            read (default 256 MiB; at least ``max_body_bytes``).
+        max_connections: open connections at once; the next one is answered 503 and closed
+            (default 512).
+        header_timeout_s: longest wait for a request's headers, from the connection's start or
+            the end of the previous response; then the connection is closed (default 10 s).
+        body_timeout_s: longest time to read one request's body once its headers are in;
+            then 408 and the connection is closed (default 30 s).
+        keep_alive_s: idle keep-alive connections are closed after this long (default 5 s).
+        retry_after_s: ``Retry-After`` sent with 503 answers, whole seconds (default 1).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    max_body_bytes: int = 64 * MIB
+    body_budget_bytes: int = 256 * MIB
+    max_connections: int = 512
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        owner = "server settings"
+        if not isinstance(self.host, str) or not self.host:
+            raise InvalidInputError(f"{owner} host: got {self.host!r}, expected an address")
+        if (
+            isinstance(self.port, bool)
+            or not isinstance(self.port, int)
+            or not 0 <= self.port <= 65535
+        ):
+            raise InvalidInputError(
+                f"{owner} port: got {self.port!r}, expected 1 to 65535 (or 0 for any free port)"
+            )
+        if self.token is not None and (not isinstance(self.token, str) or not self.token):
+            raise InvalidInputError(
+                f"{owner} token: got {self.token!r}; expected a non-empty bearer token or none"
+            )
+        for attr in ("max_body_bytes", "body_budget_bytes", "max_connections", "retry_after_s"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidInputError(f"{owner} {attr}: got {v!r}, expected a positive integer")
+        if self.body_budget_bytes < self.max_body_bytes:
+            raise InvalidInputError(
+                f"{owner}: body_budget_bytes={self.body_budget_bytes} is below max_body_bytes="
+                f"{self.max_body_bytes}, so the largest body allowed could never be read; "
+                "expected a budget of at least the largest body (raise --body-budget-mb or lower "
+                "--max-body-mb)"
+            )
+        for attr in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            _positive_number(owner, attr, getattr(self, attr), "seconds")
+
+    def replace(self, **changes: Any) -> ServerSettings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the token is never written out)."""
+        d = dataclasses.asdict(self)
+        d["token"] = None if self.token is None else "***"
+        return d
