@@ -10,7 +10,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import non_negative_float, non_negative_int, positive_float, positive_int
+from nnperf.cli.args import (
+    non_negative_float,
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from nnperf.errors import InvalidInputError
 
 __all__ = ["progress_bar", "register", "run"]
@@ -130,15 +136,24 @@ def register(sub: Any) -> None:
         choices=["disabled", "basic", "extended", "all"],
         help="graph optimisation level (default: config's, else all)",
     )
-    p.add_argument("--json", default=None, metavar="FILE", help="write nnperf.bench/1 JSON here")
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="write nnperf.bench/1 JSON here",
+    )
     p.add_argument(
         "--trace-output",
+        type=output_file,
         default=None,
         metavar="FILE",
         help="write a Chrome trace (chrome://tracing, Perfetto) of the measured queries "
         "(default: none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
+    )
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -12,6 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.cli.args import (
+    float_range,
+    non_negative_int,
+    output_file,
+    positive_int,
+    unit_interval,
+)
 from nnperf.errors import InvalidInputError
 
 __all__ = ["load_calibration", "register", "run"]
@@ -29,7 +36,9 @@ def register(sub: Any) -> None:
         "the fastest one meeting --min-cosine is kept, with the reason printed.",
     )
     p.add_argument("model", help="path to an .onnx file or zoo:NAME")
-    p.add_argument("-o", "--output", required=True, help="where to write the quantized model")
+    p.add_argument(
+        "-o", "--output", type=output_file, required=True, help="where to write the quantized model"
+    )
     p.add_argument(
         "--calibration",
         default="random:16",
@@ -44,7 +53,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--percentage",
-        type=float,
+        type=float_range(0.0, 100.0, low_open=True),
         default=99.99,
         help="percentile for the percentile method, in %% (default 99.99)",
     )
@@ -68,9 +77,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--min-cosine",
-        type=float,
+        type=unit_interval,
         default=0.99,
-        help="accuracy target vs float, cosine similarity (default 0.99)",
+        help="accuracy target vs float, cosine similarity in (0, 1] (default 0.99)",
     )
     p.add_argument(
         "--sensitivity",
@@ -79,7 +88,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--keep-float",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="K",
         help="keep the K most sensitive layers in float (default 0)",
@@ -91,8 +100,16 @@ def register(sub: Any) -> None:
         help="uint8 inputs in [0,255] with no leading QuantizeLinear (Furiosa "
         "with_quantize=False; default: float inputs)",
     )
-    p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    p.add_argument(
+        "--iters", type=positive_int, default=20, help="timed runs per model (default 20)"
+    )
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="also write the result as JSON",
+    )
     p.set_defaults(func=run)
 
 

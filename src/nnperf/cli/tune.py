@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import non_negative_int, positive_float, positive_int
+from nnperf.cli.args import non_negative_int, output_file, positive_float, positive_int
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--cache",
+        type=output_file,
         default=None,
         metavar="FILE",
         help="tune cache / RunConfig JSON: reused without searching when its key matches, "
@@ -94,9 +95,15 @@ def register(sub: Any) -> None:
         default=1,
         help="warm-up runs per instance before each measurement (default 1)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
     p.add_argument(
-        "--json", default=None, metavar="FILE", help="write the nnperf.tune/1 JSON result here"
+        "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
+    )
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="write the nnperf.tune/1 JSON result here",
     )
     p.add_argument(
         "--progress",

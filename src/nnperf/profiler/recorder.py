@@ -516,11 +516,20 @@ def start_env_profiler() -> Profiler | None:
 
     Writes at interpreter exit: a ``.csv`` path gets the dataframe, anything else a Chrome
     trace. ``$NNPERF_PROFILER_OPERATORS=1`` adds onnxruntime per-node events.
+
+    Raises:
+        InvalidInputError: the path cannot be written (checked now, not at exit).
     """
     global _ENV_PROFILER
     path = os.environ.get(hooks.PROFILER_OUTPUT_ENV)
     if not path:
         return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"{hooks.PROFILER_OUTPUT_ENV}={path!r}: cannot write the profile there (a folder, or "
+            f"{folder!r} is missing or not writable); expected a writable file path, or unset it"
+        )
     with _ENV_LOCK:
         if _ENV_PROFILER is not None:
             return _ENV_PROFILER
