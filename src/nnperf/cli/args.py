@@ -17,6 +17,7 @@ __all__ = [
     "STDOUT",
     "finite_float",
     "float_range",
+    "input_file",
     "non_negative_float",
     "non_negative_int",
     "output_file",
@@ -104,6 +105,18 @@ def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[
 
 unit_interval = float_range(0.0, 1.0, low_open=True)
 """A number in (0, 1] (a cosine-similarity target, a fraction)."""
+
+
+def input_file(text: str) -> str:
+    """An existing, readable file (not a directory)."""
+    path = Path(text)
+    if not text or not path.exists():
+        raise argparse.ArgumentTypeError(f"file {text!r} does not exist; expected an existing file")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; expected a file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: the file is not readable")
+    return text
 
 
 def _writable_file(text: str) -> str:

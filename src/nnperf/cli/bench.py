@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nnperf.cli.args import (
+    input_file,
     non_negative_float,
     non_negative_int,
     output_file,
@@ -129,7 +130,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--token", default=None, help="--url: bearer token for the server (default: none)"
     )
-    p.add_argument("--config", default=None, help="RunConfig JSON (from 'nnperf tune')")
+    p.add_argument(
+        "--config", type=input_file, default=None, help="RunConfig JSON (from 'nnperf tune')"
+    )
     p.add_argument(
         "--graph-level",
         default=None,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import output_file
+from nnperf.cli.args import input_file, output_file
 
 __all__ = ["register", "run"]
 
@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", help="path to an .onnx file or zoo:NAME")
     p.add_argument("--device", default=None, help="device string (default: $NNPERF_DEVICES or cpu)")
-    p.add_argument("--config", default=None, help="RunConfig JSON file (default: none)")
+    p.add_argument(
+        "--config", type=input_file, default=None, help="RunConfig JSON file (default: none)"
+    )
     p.add_argument(
         "--json",
         type=output_file,

@@ -18,7 +18,14 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from nnperf.cli.args import non_negative_float, output_file, port, positive_float, positive_int
+from nnperf.cli.args import (
+    input_file,
+    non_negative_float,
+    output_file,
+    port,
+    positive_float,
+    positive_int,
+)
 from nnperf.errors import InvalidInputError
 
 __all__ = ["TOKEN_ENV", "build_server_settings", "build_settings", "register", "run"]
@@ -84,6 +91,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--config",
+        type=input_file,
         default=None,
         metavar="FILE",
         help="a RunConfig JSON (from 'nnperf tune') for every model, or a serve config "

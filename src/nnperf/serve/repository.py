@@ -68,7 +68,7 @@ class ModelRepository:
             if cfg.is_file():
                 try:
                     settings = json.loads(cfg.read_text())
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                except (OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
                     raise ModelLoadError(f"{cfg}: not valid JSON: {exc}") from None
                 if not isinstance(settings, dict):
                     raise ModelLoadError(f"{cfg}: expected a JSON object of model settings")

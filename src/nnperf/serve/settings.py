@@ -168,7 +168,11 @@ def load_serve_config(path: str | Path, *, base: ModelSettings) -> list[ModelSet
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise InvalidInputError(f"config file {str(p)!r} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # a folder, no permission...
+        raise InvalidInputError(
+            f"config file {str(p)!r} cannot be read ({exc.strerror}); expected a JSON file"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise InvalidInputError(f"config file {str(p)!r} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and data.get("schema") == SERVE_CONFIG_SCHEMA:
         defaults = ModelSettings.from_dict(data.get("defaults") or {}, base=base)
