@@ -422,3 +422,19 @@ def test_cli_help_defaults_match_server_settings() -> None:
         "keep_alive_s",
     ):
         assert getattr(_DEFAULTS, name) == getattr(s, name), name
+
+
+def test_concurrent_starts_wait_for_the_same_load() -> None:
+    """A Ray replica starts its data plane on its first requests, which arrive together: the
+    second must wait for the models, not find none (was: 404 'expected one of []')."""
+
+    async def main() -> None:
+        plane = _plane()
+        first = asyncio.create_task(plane.start())
+        await asyncio.sleep(0)
+        assert not plane.ready()
+        await asyncio.gather(plane.start(), first)
+        assert plane.ready() and list(plane.models) == ["m"]
+        await plane.close(timeout_s=0)
+
+    asyncio.run(main())

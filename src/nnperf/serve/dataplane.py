@@ -113,8 +113,8 @@ class DataPlane:
         self._stats = _RunStats(self.metrics)
         self._observing = False
         self._started = False
+        self._starting: asyncio.Future[None] | None = None
         self._draining = False
-        self._lock: asyncio.Lock | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _observe(self, on: bool) -> None:
@@ -126,7 +126,9 @@ class DataPlane:
         self._observing = on
 
     async def start(self) -> None:
-        """Load the configured models and every repository model. Idempotent.
+        """Load the configured models and every repository model. Idempotent, and safe to call
+        concurrently: callers while loading wait for the same load (a Ray replica starts on its
+        first requests, which arrive together); readiness turns true once it is done.
 
         Raises:
             ModelLoadError, NotFoundError, InvalidInputError, UnsupportedError: a configured
@@ -134,7 +136,12 @@ class DataPlane:
         """
         if self._started:
             return
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
         self._started = True
+
+    async def _start(self) -> None:
         self._observe(True)
         for settings in self.pending:
             await self.add_model(settings)
