@@ -18,8 +18,10 @@ BENCH = Path(__file__).parent.parent / "benchmarks"
         ["overhead.py", "--quick"],
         ["fidelity.py", "--quick", "--model", "zoo:mnist"],
         ["concurrency.py", "--quick", "--models", "mnist"],
+        ["attack.py", "--quick"],
+        ["serve.py", "--quick", "--ray"],
     ],
-    ids=["overhead", "fidelity", "concurrency"],
+    ids=["overhead", "fidelity", "concurrency", "attack", "serve"],
 )
 def test_benchmark_smoke(argv: list[str]) -> None:
     proc = subprocess.run(
