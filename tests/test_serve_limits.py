@@ -265,6 +265,20 @@ def test_slowloris_connections_are_closed(server: ServerHandle) -> None:
     assert httpx.get(server.url + "/v2/health/ready").status_code == 200
 
 
+def test_idle_connections_close_silently(server: ServerHandle) -> None:
+    """A connection that sent nothing (or finished its requests) is closed without a 408 that
+    could pass for the answer to a request the client is just sending."""
+    s = socket.create_connection(("127.0.0.1", server.port))
+    closed, got = _closed_within(s, 3.0)
+    s.close()
+    assert closed and got == b""
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    closed, got = _closed_within(s, 3.0)
+    s.close()
+    assert closed and got.startswith(b"HTTP/1.1 200") and b"408" not in got
+
+
 def test_oversized_headers_are_431(server: ServerHandle) -> None:
     s = socket.create_connection(("127.0.0.1", server.port))
     s.sendall(b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000)

@@ -100,14 +100,18 @@ def guarded_protocol(settings: ServerSettings) -> type[Any]:
 
         def _nn_expire(self) -> None:
             self._nn_timer = None
-            if self._nn_waiting() and not self.transport.is_closing():
+            if not self._nn_waiting() or self.transport.is_closing():
+                return
+            if self._nn_bytes:  # part of a request head came: say why it is cut
                 log.info(
                     "closed a connection from %s: no complete request headers within %g s",
                     _peer(self.client),
                     header_timeout_s,
                 )
                 self.transport.write(slow)
-                self.transport.close()
+            # An idle connection closes silently (as uvicorn's keep-alive timeout does): a 408
+            # there could pass for the answer to a request the client is sending just now.
+            self.transport.close()
 
         def data_received(self, data: bytes) -> None:
             waiting = self._nn_timer is not None and self._nn_waiting()
