@@ -10,11 +10,15 @@
    p50, in µs.
 3. ``--soak-s N``: Poisson load at 80 % of the measured capacity for N s; reports the server's
    resident memory growth (target ≤ 5 % over 10 minutes).
+4. ``--ray``: the same v2 server deployed on Ray Serve (``nnperf serve --ray``, one local node)
+   beside the plain server: ``zoo:mnist`` throughput at ``--ray-concurrency`` clients and the
+   single-stream p50 overhead per request of Ray's proxy hop. Skipped, with a line saying so,
+   when ``ray[serve]`` is not installed.
 
 The server runs in a subprocess (``python -m nnperf serve``) so its CPU and memory are its own.
 Repeats alternate served and in-process runs and report medians.
 
-    python benchmarks/serve.py [--quick] [--repeats 3] [--soak-s 600]
+    python benchmarks/serve.py [--quick] [--repeats 3] [--soak-s 600] [--ray]
 """
 
 from __future__ import annotations
@@ -65,15 +69,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], *, start_timeout_s: float = 180.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nnperf", "serve", *args, "--port", str(self.port),
              "--no-access-log", "--log-level", "warning"],
             env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + start_timeout_s
         while True:
             try:
                 if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
@@ -97,7 +102,11 @@ class Server:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def _self_cpu_s() -> float:
@@ -153,6 +162,13 @@ def main() -> None:
     ap.add_argument(
         "--concurrency", default="8,16", help="comma-separated client counts (default 8,16)"
     )
+    ap.add_argument(
+        "--ray", action="store_true", help="also measure nnperf serve --ray (default off)"
+    )
+    ap.add_argument(
+        "--ray-concurrency", type=int, default=8, help="--ray: client count (default 8)"
+    )
+    ap.add_argument("--ray-replicas", type=int, default=2, help="--ray: replicas (default 2)")
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
     model = "zoo:mnist" if args.quick else "zoo:mobilenetv2"
@@ -242,6 +258,59 @@ def main() -> None:
     print(f"  in-process Session.run {lp:8.1f} µs")
     print(f"  served                 {sp:8.1f} µs")
     print(f"  overhead per request   {sp - lp:8.1f} µs")
+
+    if args.ray:
+        ray_section(args, repeats, rng)
+
+
+def _served(
+    server: Server, model: str, x: dict[str, np.ndarray], *, conc: int, n: int
+) -> tuple[float, float]:
+    """Throughput (offline, ``conc`` clients) and single-stream p50 in µs against ``server``."""
+    r = run_remote_benchmark(server.url, model, scenario="offline", queries=n,
+                             concurrency=conc, inputs=x)  # fmt: skip
+    assert r.errors == 0, r.error_samples
+    s = run_remote_benchmark(server.url, model, queries=max(50, n // 4), inputs=x)
+    assert s.latency is not None and s.errors == 0
+    return r.throughput_qps, s.latency.p50_ms * 1e3
+
+
+def ray_section(args: argparse.Namespace, repeats: int, rng: np.random.Generator) -> None:
+    """4. The plain server and the Ray Serve deployment side by side (zoo:mnist)."""
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError:
+        print("ray: skipped (ray[serve] is not installed; pip install 'nnperf[ray]')")
+        return
+    x = {"input": rng.standard_normal((1, 1, 28, 28)).astype(np.float32)}
+    n = 300 if args.quick else 3000
+    conc, replicas = args.ray_concurrency, args.ray_replicas
+    results: dict[str, list[tuple[float, float]]] = {"plain": [], "ray": []}
+    for _ in range(repeats):
+        for kind in ("plain", "ray"):
+            flags = ["m=zoo:mnist", "--device", "cpu(1)"]
+            if kind == "ray":
+                flags += ["--ray", "--replicas", str(replicas)]
+            server = Server(flags, start_timeout_s=300)
+            try:
+                _served(server, "m", x, conc=conc, n=min(n, 100))  # warm-up
+                results[kind].append(_served(server, "m", x, conc=conc, n=n))
+            finally:
+                server.stop()
+    pq = statistics.median(q for q, _ in results["plain"])
+    rq = statistics.median(q for q, _ in results["ray"])
+    pp = statistics.median(p for _, p in results["plain"])
+    rp = statistics.median(p for _, p in results["ray"])
+    print(
+        f"zoo:mnist plain server vs Ray Serve ({replicas} replicas of cpu(1), one node, "
+        f"{os.cpu_count()} cores, {repeats} repeats, medians):"
+    )
+    print(
+        f"  throughput at {conc} clients: plain {pq:8.1f} QPS, ray {rq:8.1f} QPS, ratio {rq / pq:.3f}"
+    )
+    print(
+        f"  single-stream p50:          plain {pp:8.1f} µs,  ray {rp:8.1f} µs, overhead {rp - pp:8.1f} µs per request"
+    )
 
 
 if __name__ == "__main__":

@@ -274,3 +274,20 @@ def bn_convnet(*, width: int = 16, size: int = 16, seed: int = 0) -> onnx.ModelP
         inits,
     )
     return _model(graph)
+
+
+def gather_model(rows: int = 10, width: int = 4) -> onnx.ModelProto:
+    """``y = table[idx]``: a Gather whose int64 indices ``idx`` [batch] come from the request.
+
+    ``table`` is float32 [rows, width] with ``table[i, j] = i * width + j``, so each output row
+    names the index it came from. Indices outside ``[-rows, rows)`` make onnxruntime fail at run
+    time (a valid graph that fails for some inputs: one bad query in a merged batch)."""
+    table = np.arange(rows * width, dtype=np.float32).reshape(rows, width)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["y"], axis=0)],
+        "gather",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=[numpy_helper.from_array(table, "table")],
+    )
+    return _model(graph)

@@ -20,8 +20,10 @@ BENCH = Path(__file__).parent.parent / "benchmarks"
         ["concurrency.py", "--quick", "--models", "mnist"],
         ["engines.py", "--quick"],
         ["loadgen.py", "--quick"],
+        ["attack.py", "--quick"],
+        ["serve.py", "--quick", "--ray"],
     ],
-    ids=["overhead", "fidelity", "concurrency", "engines", "loadgen"],
+    ids=["overhead", "fidelity", "concurrency", "engines", "loadgen", "attack", "serve"],
 )
 def test_benchmark_smoke(argv: list[str]) -> None:
     proc = subprocess.run(

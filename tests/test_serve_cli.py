@@ -12,7 +12,7 @@ from nnperf.bench.remote import run_remote_benchmark
 from nnperf.cli import build_parser, main
 from nnperf.cli.serve import build_settings
 from nnperf.errors import InvalidInputError, NotFoundError
-from nnperf.serve.dataplane import DataPlane, ModelSettings
+from nnperf.serve import DataPlane, ModelSettings
 from nnperf.serve.http import ServerHandle, create_app
 from tests.models import matmul_model
 

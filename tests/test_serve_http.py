@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from nnperf.errors import InvalidInputError, NotFoundError, OverloadedError
 from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
-from nnperf.serve.dataplane import DataPlane, ModelRepository, ModelSettings, ServedModel
+from nnperf.serve import DataPlane, ModelRepository, ModelSettings, ServedModel
 from nnperf.serve.http import ServerHandle, create_app
 from tests.models import identity_model, matmul_model, two_input_model
 
@@ -96,7 +96,7 @@ def test_requested_outputs_only(client: TestClient) -> None:
     [
         ("unknown model", 404, "not served here"),
         ("unknown version", 404, "no version"),
-        ("wrong datatype", 400, "got float64"),
+        ("wrong datatype", 400, "datatype mismatch: got FP64, expected FP32"),
         ("wrong shape", 400, "expected float32"),
         ("truncated binary", 400, "truncated"),
         ("bad json", 400, "not valid JSON"),
@@ -243,7 +243,7 @@ def test_tritonclient_over_loopback() -> None:
         # Error bodies reach tritonclient as its exception, with the status and our message.
         bad = th.InferInput("x", [1, 16], "FP64")
         bad.set_data_from_numpy(np.zeros((1, 16)), binary_data=True)
-        with pytest.raises(InferenceServerException, match="got float64"):
+        with pytest.raises(InferenceServerException, match="datatype mismatch"):
             c.infer("mm", [bad], headers=dict(auth))
         with pytest.raises(InferenceServerException, match="not served here"):
             c.infer("nope", [inp], headers=dict(auth))

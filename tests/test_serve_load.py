@@ -20,7 +20,7 @@ import onnx
 
 import nnperf
 from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
-from nnperf.serve.dataplane import DataPlane, ModelSettings
+from nnperf.serve import DataPlane, ModelSettings
 from nnperf.serve.http import ServerHandle, create_app
 from tests.models import deep_matmul_model, matmul_model
 

@@ -80,7 +80,7 @@ def test_nested_json_data_is_row_major() -> None:
         ),
         (
             b'{"inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": ["a"]}]}',
-            "does not convert",
+            "expected INT8 values",
         ),
     ],
 )

@@ -10,7 +10,7 @@ import pytest
 
 import nnperf
 from nnperf.protocol import HEADER_LENGTH, decode_response, encode_request
-from nnperf.serve.dataplane import ModelSettings
+from nnperf.serve.settings import ModelSettings
 from tests.models import matmul_model
 
 
@@ -54,3 +54,94 @@ def test_ray_two_replicas_serve_the_same_requests(tmp_path) -> None:  # type: ig
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (Linux /proc)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_ray_processes_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Finding 8: after SIGTERM, no Ray process the server started (GCS, raylet, dashboard and
+    runtime-env agents, replicas) is left running."""
+    pytest.importorskip("ray.serve")
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("RAY_ADDRESS", None)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nnperf", "serve", "zoo:identity", "--ray", "--replicas", "1",
+             "--port", str(port)],
+            stdout=out, stderr=out, env=env, start_new_session=True,
+        )  # fmt: skip
+    ray_pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            announced = "note: Ray Serve adds a proxy hop" in log.read_text()
+            try:
+                url = f"http://127.0.0.1:{port}/v2/health/ready"
+                if announced and httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1.0)
+        ray_pids = _descendants(proc.pid)
+        assert ray_pids, "no Ray processes found under the server"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0, log.read_text()[-3000:]
+        deadline = time.monotonic() + 60
+        while any(_alive(p) for p in ray_pids) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = sorted(p for p in ray_pids if _alive(p))
+        names = {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:100] for p in left}
+        assert not left, f"still running after SIGTERM: {names}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in ray_pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)

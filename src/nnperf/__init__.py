@@ -96,4 +96,9 @@ __all__ = [
 if os.environ.get(PROFILER_OUTPUT_ENV):
     from nnperf.profiler.recorder import start_env_profiler
 
-    start_env_profiler()
+    try:
+        start_env_profiler()
+    except NnperfError as _exc:  # one line, not a traceback at import; nothing is traced
+        import sys as _sys
+
+        print(f"nnperf: error: {_exc}", file=_sys.stderr)

@@ -33,6 +33,7 @@ from nnperf.errors import InvalidInputError, UnsupportedError
 __all__ = [
     "HEADER_LENGTH",
     "DATATYPES",
+    "MAX_RANK",
     "InferenceRequest",
     "InferenceResponse",
     "RequestedOutput",
@@ -153,6 +154,9 @@ class InferenceRequest:
         outputs: the outputs asked for; ``None``: every output.
         binary_output: request-level ``binary_data_output`` (every output binary by default).
         parameters: the request's other ``parameters``.
+        allow_nan: request-level ``allow_nan``: JSON outputs may carry the non-standard
+            ``NaN``/``Infinity`` literals (default false: such an output is refused; ask for it
+            binary instead).
     """
 
     inputs: tuple[Tensor, ...]
@@ -160,6 +164,7 @@ class InferenceRequest:
     outputs: tuple[RequestedOutput, ...] | None = None
     binary_output: bool = False
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    allow_nan: bool = False
 
     def feeds(self) -> dict[str, np.ndarray]:
         """The inputs as ``{name: array}``.
@@ -187,6 +192,8 @@ class InferenceResponse:
         outputs: the output tensors.
         id: the request's ``id``.
         binary_outputs: names of the outputs to send with the binary extension.
+        allow_nan: JSON outputs may carry ``NaN``/``Infinity`` literals (the request's
+            ``allow_nan``); default false: standard JSON only.
     """
 
     model_name: str
@@ -194,6 +201,7 @@ class InferenceResponse:
     outputs: tuple[Tensor, ...]
     id: str | None = None
     binary_outputs: frozenset[str] = frozenset()
+    allow_nan: bool = False
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """The outputs as ``{name: array}``."""
@@ -201,42 +209,168 @@ class InferenceResponse:
 
 
 # -- decoding -------------------------------------------------------------------------------------
-def _json_header(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memoryview]:
+MAX_RANK = 32
+"""Most dimensions a request tensor may have."""
+
+_MAX_DIM = 2**63 - 1
+_SCALARS = (str, int, float, bool)
+# JSON value types each datatype's ``data`` may hold (``bool`` is an ``int`` to Python: exact types).
+_FLOAT_KINDS = frozenset({int, float})
+_INT_KINDS = frozenset({int})
+
+
+def _describe(value: Any) -> str:
+    """What a JSON value is, quoted briefly (client data is never echoed whole)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return f"the number {text if len(text) <= 40 else text[:37] + '...'}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} key(s)"
+    return type(value).__name__
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInputError(
+        f"request body: the non-standard JSON constant {name} is not accepted; expected standard "
+        "JSON numbers (send NaN or infinite values as binary tensor data)"
+    )
+
+
+def _parse_json(head: bytes | memoryview, what: str, *, allow_nan: bool = False) -> Any:
+    hint = (
+        'expected a v2 inference request {"inputs": [{"name", "datatype", "shape", "data"}]}'
+        if what == "request"
+        else "expected a v2 inference response"
+    )
+    try:
+        return json.loads(bytes(head), parse_constant=None if allow_nan else _reject_constant)
+    except InvalidInputError:
+        raise
+    except RecursionError:
+        raise InvalidInputError(
+            f"{what} body: JSON nested too deep to parse; {hint} (arrays nested at most as "
+            f"deep as the tensor's rank, {MAX_RANK} at most)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{what} body is not valid JSON ({exc}); {hint}") from None
+    except ValueError as exc:  # Python's limit on the digits of an integer literal
+        raise InvalidInputError(
+            f"{what} body is not valid JSON here: an integer literal is too long ({exc}); "
+            f"{hint} with numbers that fit their datatype"
+        ) from None
+
+
+def _json_header(
+    body: bytes, header_length: int | None, what: str = "request", *, allow_nan: bool = False
+) -> tuple[dict[str, Any], memoryview]:
     if header_length is not None:
-        if header_length < 0 or header_length > len(body):
+        if (
+            isinstance(header_length, bool)
+            or not isinstance(header_length, int)
+            or not 0 <= header_length <= len(body)
+        ):
             raise InvalidInputError(
-                f"{HEADER_LENGTH}: got {header_length}, but the body has {len(body)} bytes; "
+                f"{HEADER_LENGTH}: got {header_length!r}, but the body has {len(body)} bytes; "
                 "expected the length of the JSON header, at most the body length"
             )
-        head, rest = body[:header_length], memoryview(body)[header_length:]
+        view = memoryview(body)
+        head, rest = view[:header_length], view[header_length:]
     else:
-        head, rest = body, memoryview(b"")
-    try:
-        obj = json.loads(head)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(
-            f"request body is not valid JSON ({exc}); expected a v2 inference request "
-            '{"inputs": [{"name", "datatype", "shape", "data"}]}'
-            + (f" in the first {header_length} bytes" if header_length is not None else "")
-        ) from None
+        head, rest = memoryview(body), memoryview(b"")
+    obj = _parse_json(head, what, allow_nan=allow_nan)
     if not isinstance(obj, dict):
         raise InvalidInputError(
-            f"request body: got a JSON {type(obj).__name__}, expected an object with 'inputs'"
+            f"{what} body: got {_describe(obj)}, expected an object with "
+            + ("'inputs'" if what == "request" else "'outputs'")
         )
     return obj, rest
 
 
 def _shape_of(raw: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(raw, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw
-    ):
+    if not isinstance(raw, list):
         raise InvalidInputError(
-            f"{where} 'shape': got {raw!r}, expected a list of non-negative integers"
+            f"{where} 'shape': got {_describe(raw)}, expected a list of non-negative integers"
         )
+    if len(raw) > MAX_RANK:
+        raise InvalidInputError(
+            f"{where} 'shape' has rank {len(raw)}; expected at most {MAX_RANK} dimensions"
+        )
+    for d in raw:
+        if type(d) is not int or not 0 <= d <= _MAX_DIM:
+            raise InvalidInputError(
+                f"{where} 'shape': got {_describe(d)} in it, expected a list of non-negative "
+                "integers below 2**63"
+            )
     return tuple(raw)
 
 
+def _parameters(raw: Any, where: str) -> dict[str, Any]:
+    """A v2 ``parameters`` object: names to strings, numbers or booleans."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInputError(
+            f"{where} 'parameters': got {_describe(raw)}, expected a JSON object of "
+            "name: string, number or boolean"
+        )
+    for key, value in raw.items():
+        if not isinstance(value, _SCALARS):
+            raise InvalidInputError(
+                f"{where} 'parameters' {key[:40]!r}: got {_describe(value)}, expected a string, "
+                "number or boolean"
+            )
+    return dict(raw)
+
+
+def _flag(params: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    """Pop the boolean parameter ``key`` (JSON ``true``/``false`` only)."""
+    value = params.pop(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInputError(
+            f"{where} parameter {key!r}: got {_describe(value)}, expected true or false"
+        )
+    return value
+
+
+def _check_datatype(datatype: Any, where: str, expected: str | None) -> tuple[str, np.dtype[Any]]:
+    """The datatype and its numpy dtype; BF16 is always a mismatch (numpy cannot hold it)."""
+    if not isinstance(datatype, str):
+        raise InvalidInputError(
+            f"{where} 'datatype': got {_describe(datatype)}, expected e.g. 'FP32'"
+        )
+    if datatype not in DATATYPES and datatype != "BF16":
+        raise InvalidInputError(
+            f"{where} 'datatype': got {datatype[:40]!r}, which is not a v2 datatype; expected one "
+            f"of {sorted([*DATATYPES, 'BF16'])}"
+        )
+    if expected is not None and datatype != expected:
+        raise InvalidInputError(
+            f"{where}: datatype mismatch: got {datatype}, expected {expected}, the model's "
+            f"datatype for this input; send {expected} data (GET /v2/models/NAME lists them)"
+        )
+    if datatype == "BF16":
+        raise InvalidInputError(
+            f"{where}: datatype mismatch: got BF16, and no input of a model served here is "
+            "bfloat16 (numpy cannot hold it); expected the model's datatype (GET "
+            "/v2/models/NAME lists them)"
+        )
+    return datatype, np.dtype(DATATYPES[datatype])
+
+
 def _decode_bytes_tensor(buf: memoryview, count: int, where: str) -> np.ndarray:
+    if count > len(buf) // 4:
+        raise InvalidInputError(
+            f"{where}: BYTES data of {len(buf)} bytes cannot hold {count} elements (each needs a "
+            "4-byte length); expected the shape's element count"
+        )
     items: list[bytes] = []
     pos = 0
     for _ in range(count):
@@ -257,63 +391,131 @@ def _decode_bytes_tensor(buf: memoryview, count: int, where: str) -> np.ndarray:
     return arr
 
 
-def _flatten_json(data: Any) -> list[Any]:
+def _flat_json(
+    data: Any, shape: tuple[int, ...], count: int, datatype: str, where: str
+) -> list[Any]:
+    """The values of ``data``: a flat list, or lists nested exactly as ``shape`` (row-major)."""
     if not isinstance(data, list):
-        return [data]
-    if data and isinstance(data[0], list):
-        flat: list[Any] = []
-        stack = [data]
-        # Row-major flatten of nested lists without recursion limits.
-        while stack:
-            cur = stack.pop()
-            if isinstance(cur, list):
-                stack.extend(reversed(cur))
-            else:
-                flat.append(cur)
-        return flat
-    return data
-
-
-def decode_request(body: bytes, *, header_length: int | None = None) -> InferenceRequest:
-    """Parse a v2 inference request (JSON, or JSON header + binary tensor data).
-
-    Args:
-        body: the HTTP body.
-        header_length: the ``Inference-Header-Content-Length`` value; ``None`` for pure JSON.
-
-    Raises:
-        InvalidInputError: bad JSON, missing fields, an element count that does not match the
-            shape, truncated or surplus binary data.
-        UnsupportedError: a datatype this server cannot hold (``BF16``).
-    """
-    obj, binary = _json_header(body, header_length)
-    raw_inputs = obj.get("inputs")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInputError(
-            "request: 'inputs' is missing or empty; expected a list of "
-            '{"name", "datatype", "shape", "data"} objects'
+            f"{where} 'data': got {_describe(data)}, expected a list of {count} {datatype} values"
         )
+    flat = data
+    if data and isinstance(data[0], list):
+        level: list[Any] = [data]
+        for dim in shape:
+            nxt: list[Any] = []
+            for item in level:
+                if not isinstance(item, list) or len(item) != dim:
+                    raise InvalidInputError(
+                        f"{where} 'data' is neither a flat list nor nested as the shape "
+                        f"{list(shape)} (ragged, or nested differently); expected {count} "
+                        "values, flat or nested as the shape (row-major)"
+                    )
+                nxt.extend(item)
+            level = nxt
+        flat = level
+    if len(flat) != count:
+        raise InvalidInputError(
+            f"{where}: 'data' has {len(flat)} elements, shape {list(shape)} needs {count}; "
+            "expected data of exactly the shape's size"
+        )
+    return flat
+
+
+def _json_tensor(
+    data: Any,
+    shape: tuple[int, ...],
+    count: int,
+    datatype: str,
+    dtype: np.dtype[Any],
+    where: str,
+    *,
+    allow_nan: bool = False,
+) -> np.ndarray:
+    flat = _flat_json(data, shape, count, datatype, where)
+    if datatype == "BYTES":
+        allowed: frozenset[type] = frozenset({str})
+        expected = "strings"
+    elif datatype == "BOOL":
+        allowed, expected = frozenset({bool}), "true or false"
+    elif dtype.kind == "f":
+        allowed, expected = _FLOAT_KINDS, "numbers"
+    else:
+        allowed, expected = _INT_KINDS, "integers"
+    kinds = set(map(type, flat))
+    if not kinds <= allowed:
+        bad = next(v for v in flat if type(v) not in allowed)
+        raise InvalidInputError(
+            f"{where} 'data': got {_describe(bad)} in it, expected {datatype} values "
+            f"(JSON {expected})"
+        )
+    if datatype == "BYTES":
+        strings = np.empty(count, dtype=object)
+        strings[:] = [s.encode() for s in flat]
+        return strings
+    values: np.ndarray | None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = np.array(flat, dtype=dtype)
+    except (OverflowError, ValueError, TypeError):
+        values = None
+    if values is None or (dtype.kind == "f" and not allow_nan and not np.isfinite(values).all()):
+        if dtype.kind == "f":
+            bound = f"finite values of magnitude up to {float(np.finfo(dtype).max):.6g}"
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            bound = f"integers in [{info.min}, {info.max}]"
+        else:
+            bound = "true or false"
+        raise InvalidInputError(
+            f"{where} 'data': a value does not fit in {datatype}; expected {bound}"
+        )
+    return values
+
+
+def _decode_tensors(
+    raw_tensors: list[Any],
+    binary: memoryview,
+    what: str,
+    datatypes: Mapping[str, str] | None,
+    *,
+    allow_nan: bool = False,
+) -> tuple[Tensor, ...]:
+    """The tensors of a request's ``inputs`` (``what="input"``) or a response's ``outputs``."""
     pos = 0
     tensors: list[Tensor] = []
-    for i, raw in enumerate(raw_inputs):
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_tensors):
         if not isinstance(raw, dict):
-            raise InvalidInputError(f"inputs[{i}]: got {type(raw).__name__}, expected an object")
+            raise InvalidInputError(
+                f"{what}s[{i}]: got {_describe(raw)}, expected an object with 'name', "
+                "'datatype', 'shape' and 'data'"
+            )
         name = raw.get("name")
-        if not isinstance(name, str):
-            raise InvalidInputError(f"inputs[{i}] 'name': got {name!r}, expected a string")
-        where = f"input {name!r}"
-        datatype = raw.get("datatype")
-        if not isinstance(datatype, str):
-            raise InvalidInputError(f"{where} 'datatype': got {datatype!r}, expected e.g. 'FP32'")
-        dtype = dtype_of(datatype)
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(
+                f"{what}s[{i}] 'name': got {_describe(name)}, expected a non-empty string"
+            )
+        where = f"{what} {name[:60]!r}"
+        if name in seen:
+            raise InvalidInputError(f"{where} appears more than once; expected each {what} once")
+        seen.add(name)
+        datatype, dtype = _check_datatype(
+            raw.get("datatype"), where, None if datatypes is None else datatypes.get(name)
+        )
         shape = _shape_of(raw.get("shape"), where)
         count = math.prod(shape)
-        params = dict(raw.get("parameters") or {})
+        params = _parameters(raw.get("parameters"), where)
         size = params.pop("binary_data_size", None)
         if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            if "data" in raw:
                 raise InvalidInputError(
-                    f"{where} 'binary_data_size': got {size!r}, expected a byte count"
+                    f"{where}: has both 'data' and parameters.binary_data_size; expected one of "
+                    "them"
+                )
+            if type(size) is not int or size < 0:
+                raise InvalidInputError(
+                    f"{where} 'binary_data_size': got {_describe(size)}, expected a byte count"
                 )
             if pos + size > len(binary):
                 raise InvalidInputError(
@@ -342,54 +544,97 @@ def decode_request(body: bytes, *, header_length: int | None = None) -> Inferenc
                 raise InvalidInputError(
                     f"{where}: no 'data' and no parameters.binary_data_size; expected one of them"
                 )
-            flat = _flatten_json(raw["data"])
-            if len(flat) != count:
-                raise InvalidInputError(
-                    f"{where}: 'data' has {len(flat)} elements, shape {list(shape)} needs "
-                    f"{count}; expected data of exactly the shape's size"
-                )
-            if datatype == "BYTES":
-                arr = np.empty(count, dtype=object)
-                arr[:] = [s.encode() if isinstance(s, str) else s for s in flat]
-            else:
-                try:
-                    arr = np.asarray(flat, dtype=dtype)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    raise InvalidInputError(
-                        f"{where}: 'data' does not convert to {datatype} ({exc}); expected "
-                        f"{dtype.name} values"
-                    ) from None
-        tensors.append(Tensor(name=name, data=arr.reshape(shape), parameters=params))
+            arr = _json_tensor(
+                raw["data"], shape, count, datatype, dtype, where, allow_nan=allow_nan
+            )
+        try:
+            arr = arr.reshape(shape)
+        except ValueError:
+            raise InvalidInputError(
+                f"{where} 'shape' {list(shape)} is too large to hold; expected a tensor shape"
+            ) from None
+        tensors.append(Tensor(name=name, data=arr, parameters=params))
     if pos != len(binary):
         raise InvalidInputError(
-            f"the binary part has {len(binary)} bytes but the inputs' binary_data_size add up to "
-            f"{pos}; expected them to match"
+            f"the binary part has {len(binary)} bytes but the {what}s' binary_data_size add up "
+            f"to {pos}; expected them to match"
         )
-    req_params = dict(obj.get("parameters") or {})
-    binary_output = bool(req_params.pop("binary_data_output", False))
+    return tuple(tensors)
+
+
+def decode_request(
+    body: bytes,
+    *,
+    header_length: int | None = None,
+    datatypes: Mapping[str, str] | None = None,
+) -> InferenceRequest:
+    """Parse a v2 inference request (JSON, or JSON header + binary tensor data), strictly.
+
+    Standard JSON only (no ``NaN``/``Infinity``); ``shape`` a list of at most
+    :data:`MAX_RANK` non-negative integers; ``data`` a flat list, or lists nested exactly as the
+    shape, of the datatype's JSON type (numbers, integers, booleans or strings; never ``null``
+    or numbers in strings) and within its range; ``parameters`` objects of strings, numbers and
+    booleans, with ``binary_data_output``/``binary_data``/``allow_nan`` booleans; ``id`` a
+    string; ``outputs`` a non-empty list of distinct names.
+
+    Args:
+        body: the HTTP body.
+        header_length: the ``Inference-Header-Content-Length`` value; ``None`` for pure JSON.
+        datatypes: the model's v2 datatype per input name; an input of another datatype is
+            refused before its data is read ("datatype mismatch").
+
+    Raises:
+        InvalidInputError: anything malformed (the message names the field, what it got and
+            what was expected). ``BF16`` is refused as a datatype mismatch: numpy cannot hold
+            it, so no served model takes it.
+    """
+    obj, binary = _json_header(body, header_length)
+    raw_inputs = obj.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidInputError(
+            "request: 'inputs' is missing or empty; expected a list of "
+            '{"name", "datatype", "shape", "data"} objects'
+        )
+    tensors = _decode_tensors(raw_inputs, binary, "input", datatypes)
+    req_params = _parameters(obj.get("parameters"), "request")
+    binary_output = _flag(req_params, "binary_data_output", "request", False)
+    allow_nan = _flag(req_params, "allow_nan", "request", False)
     outputs: tuple[RequestedOutput, ...] | None = None
     raw_outputs = obj.get("outputs")
     if raw_outputs is not None:
-        if not isinstance(raw_outputs, list):
+        if not isinstance(raw_outputs, list) or not raw_outputs:
             raise InvalidInputError(
-                f"request 'outputs': got {type(raw_outputs).__name__}, expected a list"
+                f"request 'outputs': got {_describe(raw_outputs)}, expected a non-empty list of "
+                '{"name"} objects (leave it out for every output)'
             )
         outs = []
+        names: set[str] = set()
         for i, o in enumerate(raw_outputs):
-            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
-                raise InvalidInputError(f"outputs[{i}]: expected an object with a string 'name'")
-            p = o.get("parameters") or {}
-            outs.append(
-                RequestedOutput(name=o["name"], binary=bool(p.get("binary_data", binary_output)))
-            )
+            if not isinstance(o, dict) or not isinstance(o.get("name"), str) or not o["name"]:
+                raise InvalidInputError(
+                    f"outputs[{i}]: got {_describe(o)}, expected an object with a non-empty "
+                    "string 'name'"
+                )
+            name = o["name"]
+            if name in names:
+                raise InvalidInputError(
+                    f"output {name[:60]!r} is asked for more than once; expected each once"
+                )
+            names.add(name)
+            p = _parameters(o.get("parameters"), f"output {name[:60]!r}")
+            wants_binary = _flag(p, "binary_data", f"output {name[:60]!r}", binary_output)
+            outs.append(RequestedOutput(name=name, binary=wants_binary))
         outputs = tuple(outs)
     rid = obj.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise InvalidInputError(f"request 'id': got {_describe(rid)}, expected a string")
     return InferenceRequest(
-        inputs=tuple(tensors),
-        id=None if rid is None else str(rid),
+        inputs=tensors,
+        id=rid,
         outputs=outputs,
         binary_output=binary_output,
         parameters=req_params,
+        allow_nan=allow_nan,
     )
 
 
@@ -414,7 +659,12 @@ def _json_data(arr: np.ndarray) -> list[Any]:
 
 
 def _encode(
-    header: dict[str, Any], tensors: Sequence[Tensor], binary_names: frozenset[str], key: str
+    header: dict[str, Any],
+    tensors: Sequence[Tensor],
+    binary_names: frozenset[str],
+    key: str,
+    *,
+    allow_nan: bool = False,
 ) -> tuple[bytes, int | None]:
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
@@ -431,7 +681,22 @@ def _encode(
             entry["parameters"] = params
         entries.append(entry)
     header[key] = entries
-    head = json.dumps(header, separators=(",", ":")).encode()
+    try:
+        head = json.dumps(header, separators=(",", ":"), allow_nan=allow_nan).encode()
+    except ValueError:  # NaN or infinity in a JSON tensor: not standard JSON
+        bad = [
+            t.name
+            for t in tensors
+            if t.name not in binary_names
+            and t.data.dtype.kind == "f"
+            and not np.isfinite(t.data).all()
+        ]
+        what = "output" if key == "outputs" else "input"
+        raise InvalidInputError(
+            f"{what}(s) {bad} hold non-finite values (NaN or infinity), which standard JSON "
+            f"cannot carry; ask for them as binary tensor data (parameters.binary_data) or set "
+            "the request parameter allow_nan to true to get NaN/Infinity literals"
+        ) from None
     if not blobs:
         return head, None
     return b"".join([head, *blobs]), len(head)
@@ -442,6 +707,10 @@ def encode_response(response: InferenceResponse) -> tuple[bytes, int | None]:
 
     ``header_length`` is ``None`` for a pure JSON body, else the value for the
     ``Inference-Header-Content-Length`` header (binary outputs follow the JSON).
+
+    Raises:
+        InvalidInputError: a JSON output holds NaN or infinity and the response does not
+            ``allow_nan`` (standard JSON cannot carry them; the message says how to ask).
     """
     header: dict[str, Any] = {
         "model_name": response.model_name,
@@ -449,7 +718,13 @@ def encode_response(response: InferenceResponse) -> tuple[bytes, int | None]:
     }
     if response.id is not None:
         header["id"] = response.id
-    return _encode(header, response.outputs, response.binary_outputs, "outputs")
+    return _encode(
+        header,
+        response.outputs,
+        response.binary_outputs,
+        "outputs",
+        allow_nan=response.allow_nan,
+    )
 
 
 def encode_request(
@@ -471,6 +746,10 @@ def encode_request(
 
     Returns:
         ``(body, header_length)``; ``header_length`` is ``None`` for a pure JSON body.
+
+    Raises:
+        InvalidInputError: a JSON input holds NaN or infinity (the server takes standard JSON
+            only; send such inputs binary).
     """
     header: dict[str, Any] = {}
     if request_id is not None:
@@ -489,23 +768,22 @@ def encode_request(
 def decode_response(body: bytes, *, header_length: int | None = None) -> InferenceResponse:
     """Parse a v2 inference response (JSON, or JSON header + binary outputs).
 
+    ``NaN``/``Infinity`` literals are accepted here (a server sends them when the request set
+    ``allow_nan``).
+
     Raises:
-        InvalidInputError: a malformed body.
+        InvalidInputError: a malformed body, or the server's ``{"error": ...}``.
     """
-    obj, binary = _json_header(body, header_length)
+    obj, binary = _json_header(body, header_length, "response", allow_nan=True)
     if "error" in obj:
         raise InvalidInputError(f"server returned an error: {obj['error']}")
     raw_outputs = obj.get("outputs")
     if not isinstance(raw_outputs, list):
         raise InvalidInputError("response has no 'outputs' list; expected a v2 inference response")
-    # The response's tensors use the same layout as a request's inputs.
-    fake = dict(obj)
-    fake["inputs"] = raw_outputs
-    blob = json.dumps(fake).encode()
-    req = decode_request(blob + bytes(binary), header_length=len(blob))
+    rid = obj.get("id")
     return InferenceResponse(
         model_name=str(obj.get("model_name", "")),
         model_version=str(obj.get("model_version", "")),
-        outputs=req.inputs,
-        id=None if obj.get("id") is None else str(obj["id"]),
+        outputs=_decode_tensors(raw_outputs, binary, "output", None, allow_nan=True),
+        id=None if rid is None else str(rid),
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from nnperf.errors import NnperfError
+from nnperf.runtime.observers import PROFILER_OUTPUT_ENV
 from nnperf.version import __version__
 
 __all__ = ["build_parser", "entry", "main"]
@@ -49,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if os.environ.get(PROFILER_OUTPUT_ENV):
+        from nnperf.profiler.recorder import ENV_PROFILER_ERROR
+
+        if ENV_PROFILER_ERROR is not None:  # already said on stderr when nnperf was imported
+            return 2
     try:
         code: int = args.func(args)
     except NnperfError as exc:

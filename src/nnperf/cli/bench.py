@@ -14,8 +14,10 @@ from nnperf.cli.args import (
     add_engine_arguments,
     config_from_args,
     engine_list,
+    input_file,
     non_negative_float,
     non_negative_int,
+    output_file,
     positive_float,
     positive_int,
 )
@@ -131,7 +133,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--token", default=None, help="--url: bearer token for the server (default: none)"
     )
-    p.add_argument("--config", default=None, help="RunConfig JSON (from 'nnperf tune')")
+    p.add_argument(
+        "--config", type=input_file, default=None, help="RunConfig JSON (from 'nnperf tune')"
+    )
     add_engine_arguments(p, many=True)
     p.add_argument(
         "--rounds",
@@ -146,15 +150,24 @@ def register(sub: Any) -> None:
         help="onnxruntime graph optimisation level, short for --engine-option graph_level=LEVEL "
         "(default: config's, else all)",
     )
-    p.add_argument("--json", default=None, metavar="FILE", help="write nnperf.bench/1 JSON here")
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="write nnperf.bench/1 JSON here",
+    )
     p.add_argument(
         "--trace-output",
+        type=output_file,
         default=None,
         metavar="FILE",
         help="write a Chrome trace (chrome://tracing, Perfetto) of the measured queries "
         "(default: none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
+    )
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import add_engine_arguments, config_from_args
+from nnperf.cli.args import (
+    add_engine_arguments,
+    config_from_args,
+    input_file,
+    output_file,
+)
 
 __all__ = ["register", "run"]
 
@@ -24,9 +29,17 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", help="path to an .onnx file or zoo:NAME")
     p.add_argument("--device", default=None, help="device string (default: $NNPERF_DEVICES or cpu)")
-    p.add_argument("--config", default=None, help="RunConfig JSON file (default: none)")
+    p.add_argument(
+        "--config", type=input_file, default=None, help="RunConfig JSON file (default: none)"
+    )
     add_engine_arguments(p)
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="also write the report as JSON",
+    )
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.cli.args import output_file, positive_float, positive_int
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -58,7 +59,9 @@ def register(sub: Any) -> None:
         "measured at one thread.",
     )
     p.add_argument("model", help="path to an .onnx file or zoo:NAME")
-    p.add_argument("-o", "--output", required=True, help="where to write the optimised model")
+    p.add_argument(
+        "-o", "--output", type=output_file, required=True, help="where to write the optimised model"
+    )
     p.add_argument("--input", default=None, help="input to edit (default: the first input)")
     p.add_argument(
         "--input-type",
@@ -80,7 +83,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--pixel-scale",
-        type=float,
+        type=positive_float,
         default=1.0 / 255.0,
         help="pixel -> float multiplier before mean/std (default 1/255)",
     )
@@ -137,8 +140,16 @@ def register(sub: Any) -> None:
         help="write the engine-optimised graph (fusions, NCHWc) instead of the plain "
         "edited model; specific to this CPU (default: off)",
     )
-    p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    p.add_argument(
+        "--iters", type=positive_int, default=20, help="timed runs per model (default 20)"
+    )
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="also write the result as JSON",
+    )
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,13 @@ import json
 from typing import Any
 
 from nnperf.bench.inputs import make_feeds
-from nnperf.cli.args import add_engine_arguments, config_from_args, non_negative_int
+from nnperf.cli.args import (
+    add_engine_arguments,
+    config_from_args,
+    non_negative_int,
+    output_file,
+    positive_int,
+)
 from nnperf.errors import InvalidInputError
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
@@ -30,14 +36,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", help="ONNX file or zoo:NAME")
     p.add_argument("--device", default=None, help="device spec (default: $NNPERF_DEVICES or cpu)")
     add_engine_arguments(p)
-    p.add_argument("--batch-size", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument(
         "--warmup-iters",
         type=non_negative_int,
         default=10,
         help="warm-up queries (default 10; not measured)",
     )
-    p.add_argument("--queries", type=int, default=100, help="measured queries (default 100)")
+    p.add_argument(
+        "--queries", type=positive_int, default=100, help="measured queries (default 100)"
+    )
     p.add_argument(
         "--ops",
         action="store_true",
@@ -45,7 +53,11 @@ def register(subparsers: Any) -> None:
         "PERF_COUNT): operators, external operators (default off)",
     )
     p.add_argument(
-        "--trace-output", default=None, metavar="FILE", help="write a Chrome trace (default none)"
+        "--trace-output",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="write a Chrome trace (default none)",
     )
     p.add_argument(
         "--format",
@@ -53,7 +65,7 @@ def register(subparsers: Any) -> None:
         default="text",
         help="stdout format: text tables or one JSON object (default text)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random input seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random input seed (default 0)")
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from nnperf.cli.args import engine_list
+from nnperf.cli.args import (
+    engine_list,
+    float_range,
+    non_negative_int,
+    output_file,
+    positive_int,
+    unit_interval,
+)
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 
@@ -31,7 +38,9 @@ def register(sub: Any) -> None:
         "the fastest one meeting --min-cosine is kept, with the reason printed.",
     )
     p.add_argument("model", help="path to an .onnx file or zoo:NAME")
-    p.add_argument("-o", "--output", required=True, help="where to write the quantized model")
+    p.add_argument(
+        "-o", "--output", type=output_file, required=True, help="where to write the quantized model"
+    )
     p.add_argument(
         "--calibration",
         default="random:16",
@@ -46,7 +55,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--percentage",
-        type=float,
+        type=float_range(0.0, 100.0, low_open=True),
         default=99.99,
         help="percentile for the percentile method, in %% (default 99.99)",
     )
@@ -70,9 +79,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--min-cosine",
-        type=float,
+        type=unit_interval,
         default=0.99,
-        help="accuracy target vs float, cosine similarity (default 0.99)",
+        help="accuracy target vs float, cosine similarity in (0, 1] (default 0.99)",
     )
     p.add_argument(
         "--sensitivity",
@@ -81,7 +90,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--keep-float",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="K",
         help="keep the K most sensitive layers in float (default 0)",
@@ -94,7 +103,9 @@ def register(sub: Any) -> None:
         "and kept in the model's metadata) with no leading QuantizeLinear (Furiosa "
         "with_quantize=False; default: float inputs)",
     )
-    p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
+    p.add_argument(
+        "--iters", type=positive_int, default=20, help="timed runs per model (default 20)"
+    )
     p.add_argument(
         "--engine",
         default=None,
@@ -106,7 +117,13 @@ def register(sub: Any) -> None:
         default="cpu(1)",
         help="device the candidates are measured on (default cpu(1): one stable thread)",
     )
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="also write the result as JSON",
+    )
     p.set_defaults(func=run)
 
 

@@ -18,12 +18,37 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from nnperf.cli.args import add_engine_arguments, parse_engine_options
+from nnperf.cli.args import (
+    add_engine_arguments,
+    input_file,
+    non_negative_float,
+    output_file,
+    parse_engine_options,
+    port,
+    positive_float,
+    positive_int,
+)
 from nnperf.errors import InvalidInputError
 
-__all__ = ["TOKEN_ENV", "build_settings", "register", "run"]
+__all__ = ["TOKEN_ENV", "build_server_settings", "build_settings", "register", "run"]
 
 TOKEN_ENV = "NNPERF_SERVE_TOKEN"
+MIB = 1024 * 1024
+DEFAULT_MAX_INFLIGHT = 128  # ModelSettings' default (nnperf.serve is imported lazily)
+
+
+class _Defaults:
+    """ServerSettings' defaults, for the help texts (the serve package loads only in run())."""
+
+    max_body_bytes = 64 * MIB
+    body_budget_bytes = 256 * MIB
+    max_connections = 512
+    header_timeout_s = 10.0
+    body_timeout_s = 30.0
+    keep_alive_s = 5.0
+
+
+_DEFAULTS = _Defaults
 
 
 def register(subparsers: Any) -> None:
@@ -33,8 +58,9 @@ def register(subparsers: Any) -> None:
         help="serve models over KServe v2 HTTP (tritonclient-compatible)",
         description=(
             "Serve ONNX models with the KServe v2 / Open Inference Protocol over HTTP, with "
-            "dynamic batching, Prometheus /metrics, a bearer token, body and in-flight limits. "
-            "SIGTERM finishes requests in flight, then exits."
+            "dynamic batching, Prometheus /metrics, a bearer token, and limits against hostile "
+            "clients (body size and byte budget, connections, header and body timeouts, "
+            "requests in flight). SIGTERM finishes requests in flight, then exits."
         ),
     )
     p.add_argument(
@@ -49,12 +75,25 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="DIR",
         help="folder of models (NAME/model.onnx, NAME/<version>/model.onnx or NAME.onnx, "
-        "optional NAME/config.json); all are loaded at start (default: none)",
+        "optional NAME/config.json); all are loaded at start, and one that fails is reported "
+        "and skipped (default: none)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a repository model that fails to load stops the server from starting (default: "
+        "off, it is skipped and listed with its reason)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument(
+        "--port",
+        type=port,
+        default=8000,
+        help="TCP port, 1-65535, or 0 for any free port (the bound port is printed; default 8000)",
+    )
     p.add_argument(
         "--config",
+        type=input_file,
         default=None,
         metavar="FILE",
         help="a RunConfig JSON (from 'nnperf tune') for every model, or a serve config "
@@ -64,27 +103,28 @@ def register(subparsers: Any) -> None:
     add_engine_arguments(p)
     p.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="worker threads per model (default: 1 per instance)",
     )
     p.add_argument(
         "--max-batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="dynamic batching: merge concurrent requests up to this many rows (default 1: off)",
     )
     p.add_argument(
         "--max-delay-ms",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="dynamic batching: longest wait for a batch to fill, in ms (default 1.0)",
     )
     p.add_argument(
         "--max-inflight",
-        type=int,
+        type=positive_int,
         default=None,
-        help="requests admitted per model at once before answering 503 (default 128)",
+        help="requests admitted per model at once, counted before their bodies are read; the "
+        f"next gets 503 (default {DEFAULT_MAX_INFLIGHT})",
     )
     p.add_argument(
         "--token",
@@ -93,6 +133,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--trace-output",
+        type=output_file,
         default=None,
         metavar="FILE",
         help="write a Chrome trace of every served query at shutdown (default: none; "
@@ -100,9 +141,46 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--max-body-mb",
-        type=float,
-        default=64.0,
-        help="largest request body, in MiB (default 64)",
+        type=positive_float,
+        default=_DEFAULTS.max_body_bytes / MIB,
+        help="largest request body, in MiB; a larger declared body is refused (413) unread "
+        f"(default {_DEFAULTS.max_body_bytes / MIB:g})",
+    )
+    p.add_argument(
+        "--body-budget-mb",
+        type=positive_float,
+        default=None,
+        help="MiB of request bodies read or held at once, all requests together; past it, 503 "
+        f"before the body is read (default {_DEFAULTS.body_budget_bytes / MIB:g}, at least "
+        "--max-body-mb)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=_DEFAULTS.max_connections,
+        help="open connections at once; the next is answered 503 and closed "
+        f"(default {_DEFAULTS.max_connections})",
+    )
+    p.add_argument(
+        "--header-timeout-s",
+        type=positive_float,
+        default=_DEFAULTS.header_timeout_s,
+        help="close a connection whose request headers are not complete this long after it "
+        f"opened or after its previous response, in s (default {_DEFAULTS.header_timeout_s:g})",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=positive_float,
+        default=_DEFAULTS.body_timeout_s,
+        help="answer 408 and close when a request body takes longer than this to arrive, in s "
+        f"(default {_DEFAULTS.body_timeout_s:g})",
+    )
+    p.add_argument(
+        "--keep-alive-s",
+        type=positive_float,
+        default=_DEFAULTS.keep_alive_s,
+        help=f"close idle keep-alive connections after this long, in s (default "
+        f"{_DEFAULTS.keep_alive_s:g})",
     )
     p.add_argument(
         "--access-log",
@@ -119,17 +197,18 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--ray",
         action="store_true",
-        help="deploy with Ray Serve instead of a single process (needs nnperf[ray]; default off)",
+        help="deploy with Ray Serve instead of a single process (needs nnperf[ray]; worth it "
+        "for replicas on several nodes: on one node its proxy costs throughput; default off)",
     )
     p.add_argument(
         "--replicas",
-        type=int,
+        type=positive_int,
         default=1,
         help="with --ray: replicas of the deployment (default 1)",
     )
     p.add_argument(
         "--max-replicas",
-        type=int,
+        type=positive_int,
         default=None,
         help="with --ray: autoscale between --replicas and this many replicas on requests in "
         "flight (default: fixed --replicas)",
@@ -156,14 +235,14 @@ def build_settings(args: argparse.Namespace) -> tuple[list[Any], Any]:
     """The per-model settings and the defaults for repository models, from the flags.
 
     Returns:
-        ``(models, defaults)``: a list of :class:`~nnperf.serve.dataplane.ModelSettings` and the
+        ``(models, defaults)``: a list of :class:`~nnperf.serve.settings.ModelSettings` and the
         settings template for repository models.
 
     Raises:
         InvalidInputError: no models and no repository, bad flag values, or a bad config file.
     """
     from nnperf.engines.config import RunConfig
-    from nnperf.serve.dataplane import ModelSettings, load_serve_config
+    from nnperf.serve.settings import ModelSettings, load_serve_config
 
     base = ModelSettings(name="default", model="")
     from_file: list[ModelSettings] = []
@@ -210,43 +289,82 @@ def build_settings(args: argparse.Namespace) -> tuple[list[Any], Any]:
     return models, defaults
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT/SIGTERM; returns 0 after a clean shutdown."""
-    if args.max_body_mb <= 0:
-        raise InvalidInputError(f"--max-body-mb: got {args.max_body_mb}, expected > 0 (MiB)")
-    if args.replicas < 1:
-        raise InvalidInputError(f"--replicas: got {args.replicas}, expected >= 1")
+def build_server_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~nnperf.serve.settings.ServerSettings` of the flags.
+
+    Raises:
+        InvalidInputError: inconsistent limits (a body budget below the largest body).
+    """
+    from nnperf.serve.settings import ServerSettings
+
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    max_body = int(args.max_body_mb * MIB)
+    if args.body_budget_mb is None:
+        budget = max(_DEFAULTS.body_budget_bytes, max_body)
+    else:
+        budget = int(args.body_budget_mb * MIB)
+    return ServerSettings(
+        host=args.host,
+        port=args.port,
+        token=token,
+        max_body_bytes=max(1, max_body),
+        body_budget_bytes=max(1, budget),
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
+        keep_alive_s=args.keep_alive_s,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; returns 0 after a clean shutdown, 1 when it cannot
+    listen on its address (port in use: an environment failure)."""
+    server = build_server_settings(args)
     models, defaults = build_settings(args)
     level = getattr(logging, args.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
     logging.getLogger("nnperf.serve.access").setLevel(
         logging.INFO if args.access_log else logging.WARNING
     )
-    max_body_bytes = int(args.max_body_mb * 1024 * 1024)
+    from nnperf.serve.http import BindError
+
     if args.ray:
         from nnperf.serve.raysvc import run_ray
 
-        return run_ray(
-            models,
-            repository=args.model_repository,
-            defaults=defaults,
-            host=args.host,
-            port=args.port,
-            replicas=args.replicas,
-            max_replicas=args.max_replicas,
-            token=token,
-            max_body_bytes=max_body_bytes,
-        )
+        try:
+            return run_ray(
+                models,
+                repository=args.model_repository,
+                defaults=defaults,
+                host=args.host,
+                port=args.port,
+                replicas=args.replicas,
+                max_replicas=args.max_replicas,
+                token=server.token,
+                max_body_bytes=server.max_body_bytes,
+            )
+        except BindError as exc:
+            print(f"nnperf: error: {exc}", file=sys.stderr)
+            return 1
     from nnperf.serve.dataplane import DataPlane
-    from nnperf.serve.http import create_app, run_server
+    from nnperf.serve.http import bind_socket, create_app, run_server
 
-    plane = DataPlane(models, repository=args.model_repository, defaults=defaults)
-    # Load before binding, so a bad model is one 'nnperf: error' line, not a server traceback.
+    # Bind first: a taken port is one line at once, not after the models have loaded.
+    try:
+        sock = bind_socket(server.host, server.port)
+    except BindError as exc:
+        print(f"nnperf: error: {exc}", file=sys.stderr)
+        return 1
+    bound = int(sock.getsockname()[1])
+    plane = DataPlane(
+        models, repository=args.model_repository, defaults=defaults, strict=args.strict
+    )
+    # Load before serving, so a bad model is one 'nnperf: error' line, not a server traceback.
     # (The plane's asyncio objects bind to a loop lazily; the server's loop takes over.)
     try:
         asyncio.run(plane.start())
     except BaseException:
+        sock.close()
         asyncio.run(plane.close(timeout_s=0))
         raise
     # The trace is written when the app shuts down: uvicorn re-raises SIGTERM once it has
@@ -256,16 +374,20 @@ def run(args: argparse.Namespace) -> int:
         from nnperf.profiler import profile
 
         tracing.enter_context(profile(file=args.trace_output))
-    app = create_app(plane, token=token, max_body_bytes=max_body_bytes, on_shutdown=tracing.close)
+    app = create_app(plane, server.replace(port=bound), on_shutdown=tracing.close)
+    skipped = (
+        f", {len(plane.failed)} failed to load: {sorted(plane.failed)}" if plane.failed else ""
+    )
     print(
-        f"nnperf serve: http://{args.host}:{args.port}/v2 "
-        f"({len(models)} model(s)"
-        + (f" + repository {args.model_repository}" if args.model_repository else "")
-        + (", bearer token required" if token else "")
+        f"nnperf serve: http://{args.host}:{bound}/v2 "
+        f"({len(plane.models)} model(s)"
+        + (f" with repository {args.model_repository}" if args.model_repository else "")
+        + skipped
+        + (", bearer token required" if server.token else "")
         + ")",
         file=sys.stderr,
         flush=True,
     )
     with tracing:
-        run_server(app, host=args.host, port=args.port, log_level=args.log_level)
+        run_server(app, sock=sock, log_level=args.log_level)
     return 0

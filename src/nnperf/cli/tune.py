@@ -14,6 +14,7 @@ from typing import Any
 from nnperf.cli.args import (
     engine_list,
     non_negative_int,
+    output_file,
     positive_float,
     positive_int,
     unit_interval,
@@ -64,6 +65,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--cache",
+        type=output_file,
         default=None,
         metavar="FILE",
         help="tune cache / RunConfig JSON: reused without searching when its key matches, "
@@ -131,9 +133,15 @@ def register(sub: Any) -> None:
         default=1,
         help="warm-up runs per instance before each measurement (default 1)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
     p.add_argument(
-        "--json", default=None, metavar="FILE", help="write the nnperf.tune/1 JSON result here"
+        "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
+    )
+    p.add_argument(
+        "--json",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="write the nnperf.tune/1 JSON result here",
     )
     p.add_argument(
         "--progress",

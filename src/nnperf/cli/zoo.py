@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nnperf.cli.args import non_negative_int, output_file
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -20,8 +21,10 @@ def register(sub: Any) -> None:
         "Use them anywhere a model path is accepted as zoo:NAME.",
     )
     p.add_argument("name", nargs="?", help="model to write (default: list all)")
-    p.add_argument("-o", "--output", help="ONNX file to write (required with NAME)")
-    p.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
+    p.add_argument(
+        "-o", "--output", type=output_file, help="ONNX file to write (required with NAME)"
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0, help="weight seed (default 0)")
     p.set_defaults(func=run)
 
 

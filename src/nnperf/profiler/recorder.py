@@ -523,6 +523,9 @@ def profile(
 
 _ENV_PROFILER: Profiler | None = None
 _ENV_LOCK = threading.Lock()
+#: Why ``$NNPERF_PROFILER_OUTPUT_PATH`` could not be honoured, once that was found (the package
+#: root says it on stderr at import; the CLI then exits 2).
+ENV_PROFILER_ERROR: InvalidInputError | None = None
 
 
 def start_env_profiler() -> Profiler | None:
@@ -530,11 +533,22 @@ def start_env_profiler() -> Profiler | None:
 
     Writes at interpreter exit: a ``.csv`` path gets the dataframe, anything else a Chrome
     trace. ``$NNPERF_PROFILER_OPERATORS=1`` adds engine operator events.
+
+    Raises:
+        InvalidInputError: the path cannot be written (checked now, not at exit).
     """
     global _ENV_PROFILER
     path = os.environ.get(runtime_observers.PROFILER_OUTPUT_ENV)
     if not path:
         return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.access(folder, os.W_OK | os.X_OK):
+        global ENV_PROFILER_ERROR
+        ENV_PROFILER_ERROR = InvalidInputError(
+            f"{runtime_observers.PROFILER_OUTPUT_ENV}={path!r}: cannot write the profile there (a folder, or "
+            f"{folder!r} is missing or not writable); expected a writable file path, or unset it"
+        )
+        raise ENV_PROFILER_ERROR
     with _ENV_LOCK:
         if _ENV_PROFILER is not None:
             return _ENV_PROFILER

@@ -7,7 +7,9 @@
 * **Merge** (server-side dynamic batching, Triton style): :class:`DynamicBatcher` gathers
   concurrent queries until ``max_batch_size`` rows are waiting or the oldest has waited
   ``max_delay_ms``, runs them as one batch and hands each caller exactly its own rows. The sizes
-  of the batches it formed are kept in :class:`BatchStats`.
+  of the batches it formed are kept in :class:`BatchStats`. When the engine fails a merged
+  batch, the batch is split in halves and each half runs again, down to single queries: only
+  the query whose input makes the engine fail gets the error.
 
 Both need every input and output to carry the batch on dim 0.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from nnperf.errors import InvalidInputError, OverloadedError
+from nnperf.errors import EngineError, InvalidInputError, OverloadedError
 from nnperf.runtime.feeds import FeedValidator, Inputs
 from nnperf.runtime.observers import Observers
 from nnperf.runtime.runner import Runner, Slots
@@ -184,6 +186,8 @@ class BatchStats:
         rows: rows in them (before padding).
         histogram: ``{batch rows: number of batches}``.
         max_batch_size: the batcher's limit, for reference.
+        split_batches: merged batches the engine failed, split in halves that ran again to
+            find the failing queries (the halves count in ``batches``, not in ``requests``).
     """
 
     batches: int
@@ -191,6 +195,7 @@ class BatchStats:
     rows: int
     histogram: dict[int, int] = field(default_factory=dict)
     max_batch_size: int = 0
+    split_batches: int = 0
 
     @property
     def mean_batch_size(self) -> float:
@@ -211,6 +216,7 @@ class BatchStats:
             "mean_batch_size": self.mean_batch_size,
             "full_fraction": self.full_fraction,
             "max_batch_size": self.max_batch_size,
+            "split_batches": self.split_batches,
             "histogram": {str(k): v for k, v in sorted(self.histogram.items())},
         }
 
@@ -286,6 +292,15 @@ def _cancel_async(requests: list[_Request]) -> None:
             req.afuture.cancel()
         if req.on_exit is not None:
             req.on_exit()
+
+
+def _halves(live: list[_Request], exc: BaseException | None) -> list[list[_Request]] | None:
+    """The two halves to run again when the engine failed a batch of several queries (one
+    query's input may be at fault: the others must not get its error), else ``None``."""
+    if len(live) < 2 or not isinstance(exc, EngineError):
+        return None
+    mid = len(live) // 2
+    return [live[:mid], live[mid:]]
 
 
 def _to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
@@ -399,6 +414,7 @@ class DynamicBatcher:
         self._loop_lock = threading.Lock()
         self._histogram: dict[int, int] = {}
         self._requests = 0
+        self._split = 0
         self._thread = threading.Thread(target=self._loop, name="nnperf-batcher", daemon=True)
         self._thread.start()
 
@@ -536,12 +552,14 @@ class DynamicBatcher:
         with self._cond:
             hist = dict(self._histogram)
             requests = self._requests
+            split = self._split
         return BatchStats(
             batches=sum(hist.values()),
             requests=requests,
             rows=sum(k * v for k, v in hist.items()),
             histogram=hist,
             max_batch_size=self.max_batch_size,
+            split_batches=split,
         )
 
     def reset_stats(self) -> None:
@@ -549,14 +567,17 @@ class DynamicBatcher:
         with self._cond:
             self._histogram = {}
             self._requests = 0
+            self._split = 0
 
     # -- forming and sending batches (both paths) -------------------------------------------------
-    def _merge(self, live: list[_Request]) -> dict[str, np.ndarray]:
-        """Record the batch in the statistics and build its feeds (concatenated, padded)."""
+    def _merge(self, live: list[_Request], *, retry: bool = False) -> dict[str, np.ndarray]:
+        """Record the batch in the statistics and build its feeds (concatenated, padded);
+        ``retry``: a half of a failed batch (its queries were counted already)."""
         rows = sum(r.rows for r in live)
         with self._cond:
             self._histogram[rows] = self._histogram.get(rows, 0) + 1
-            self._requests += len(live)
+            if not retry:
+                self._requests += len(live)
         if len(live) == 1:
             feeds = live[0].feeds
         else:
@@ -614,6 +635,19 @@ class DynamicBatcher:
         outputs: list[np.ndarray] | None,
         exc: BaseException | None,
     ) -> None:
+        halves = _halves(live, exc) if outputs is None else None
+        if halves is not None:
+            # On the worker: run each half again (offer never blocks), keeping the queries'
+            # room until their own outcome is known.
+            with self._cond:
+                self._split += 1
+            for half in halves:
+                feeds = self._merge(half, retry=True)
+                try:
+                    self.runner.offer(feeds, functools.partial(self._finish, half))
+                except BaseException as err:
+                    self._finish(half, None, err)
+            return
         release = self._room.release
         start = 0
         for req in live:
@@ -667,9 +701,9 @@ class DynamicBatcher:
             return
         self._offer_batch(lq, live)
 
-    def _offer_batch(self, lq: _LoopQueue, live: list[_Request]) -> None:
+    def _offer_batch(self, lq: _LoopQueue, live: list[_Request], *, retry: bool = False) -> None:
         """Send one batch of a loop's queries; its outcome reaches the loop via _done_async."""
-        feeds = self._merge(live)
+        feeds = self._merge(live, retry=retry)
         try:
             # Never blocks: past the in-flight bound the batch waits at the runtime's door.
             self.runner.offer(feeds, functools.partial(self._done_async, lq, live))
@@ -688,6 +722,17 @@ class DynamicBatcher:
         error: BaseException | None,
     ) -> None:
         # On the worker (or the sending thread): queue the batch for the loop, wake it once.
+        halves = _halves(live, error) if outputs is None else None
+        if halves is not None:
+            # Run each half again from here (offer never blocks); the failed batch's place in
+            # ``inflight`` passes to its halves, and its queries keep their room.
+            with self._cond:
+                self._split += 1
+            with self._loop_lock:
+                lq.inflight += len(halves) - 1
+            for half in halves:
+                self._offer_batch(lq, half, retry=True)
+            return
         release = self._room.release
         for _ in live:
             release()

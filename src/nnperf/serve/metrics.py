@@ -13,6 +13,9 @@ replicas) in one process do not share counters. Names follow Prometheus conventi
 * ``nnperf_compute_duration_seconds{model}`` — per engine run: time inside the engine.
 * ``nnperf_batch_size{model}`` — per engine run: rows in the batch (the batches the dynamic
   batcher formed).
+* ``nnperf_engine_failures_total{model}`` — engine runs that failed. A merged batch the engine
+  fails counts once here, and the halves that run again to isolate the failing request count
+  as runs (in ``nnperf_batch_size`` when they succeed, here when they fail).
 * ``nnperf_inflight_requests{model}`` — requests inside the data plane now.
 """
 
@@ -83,6 +86,9 @@ class ServeMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.engine_failures = prom.Counter(
+            "nnperf_engine_failures", "Engine runs that failed", ["model"], registry=r
+        )
         self.inflight = prom.Gauge(
             "nnperf_inflight_requests", "Inference requests inside the data plane", ["model"],
             registry=r,
@@ -117,6 +123,10 @@ class ServeMetrics:
         self._child(self.batch_size, model).observe(rows)
         self._child(self.queue, model).observe(queue_s)
         self._child(self.compute, model).observe(compute_s)
+
+    def observe_run_failure(self, model: str) -> None:
+        """Record one engine run that failed (a merged batch, a half of one, or one query)."""
+        self._child(self.engine_failures, model).inc()
 
     def observe_failure(self, model: str, reason: str) -> None:
         """Record one failed request; ``reason`` is the error class name."""
