@@ -130,17 +130,17 @@ class Table:
 
     Attributes:
         title: one line above the table (text, Markdown) or the JSON ``title``.
-        columns: the columns, in order.
-        rows: one tuple per row, one value per column (``None`` = missing).
+        columns: the columns, in order (plain strings are taken as keys); stored as a tuple.
+        rows: one sequence per row, one value per column (``None`` = missing); stored as tuples.
         notes: lines printed under the table (text, Markdown) and kept in JSON.
         max_rows: text and Markdown show the first and last rows of longer tables (``None``:
             all); CSV and JSON always carry every row.
     """
 
     title: str
-    columns: tuple[Column, ...]
-    rows: tuple[tuple[Any, ...], ...] = ()
-    notes: tuple[str, ...] = ()
+    columns: Sequence[Column]
+    rows: Sequence[Sequence[Any]] = ()
+    notes: Sequence[str] = ()
     max_rows: int | None = None
 
     def __post_init__(self) -> None:
@@ -237,7 +237,7 @@ class Table:
             return json.dumps(self.to_dict(), indent=2)
         return self.to_text()
 
-    def _shown(self) -> tuple[list[tuple[Any, ...]], int]:
+    def _shown(self) -> tuple[list[Sequence[Any]], int]:
         rows = list(self.rows)
         if self.max_rows is None or len(rows) <= self.max_rows:
             return rows, 0
