@@ -154,6 +154,12 @@ def register(sub: Any) -> None:
         help="write a Chrome trace (chrome://tracing, Perfetto) of the measured queries "
         "(default: none)",
     )
+    p.add_argument(
+        "--trace-operators",
+        action="store_true",
+        help="with --trace-output: add the engine's operator events on one track per instance "
+        "(operator recording slows every query; default off: host spans only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for inputs (default 0)")
     p.add_argument(
         "--progress",
@@ -218,10 +224,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, batch_size=args.batch_size)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     tracing: AbstractContextManager[Any] = nullcontext()
+    if args.trace_operators and not args.trace_output:
+        raise InvalidInputError("--trace-operators needs --trace-output FILE (where to write)")
     if args.trace_output:
         from nnperf.profiler import profile
 
-        tracing = profile(file=args.trace_output)
+        tracing = profile(file=args.trace_output, operators=args.trace_operators)
     with tracing, progress_bar(show, f"bench {args.scenario}") as progress:
         result = run_benchmark(
             args.model,
