@@ -99,6 +99,12 @@ def register(sub: Any) -> None:
         "--json", default=None, metavar="FILE", help="write the nnperf.tune/1 JSON result here"
     )
     p.add_argument(
+        "--format",
+        choices=("text", "csv", "markdown"),
+        default="text",
+        help="stdout: the text report, or the candidates table as CSV or Markdown (default text)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -191,7 +197,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"nnperf: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    print(render_tune_report(result, cache_path=args.cache))
+    if args.format == "text":
+        print(render_tune_report(result, cache_path=args.cache))
+    else:
+        from nnperf.tune.report import candidates_table
+
+        print(candidates_table(result).render(args.format))
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
