@@ -97,7 +97,7 @@ class Column:
                 return "inf" if value > 0 else "-inf"
             if self.digits is not None:
                 return f"{value:,.{self.digits}f}" if thousands else f"{value:.{self.digits}f}"
-            return f"{value:.4g}"
+            return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
         return str(value)
 
     def plain(self, value: Any) -> Any:

@@ -35,6 +35,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", nargs="?", help="path to an .onnx file or zoo:NAME")
     p.add_argument(
+        "more_models",
+        nargs="*",
+        metavar="MODEL",
+        help="further models: measure every model side by side, interleaved on the same inputs "
+        "(nnperf bench A.onnx B.onnx; default: one model)",
+    )
+    p.add_argument(
         "--scenario",
         default="single-stream",
         choices=["single-stream", "offline", "server"],
@@ -137,7 +144,8 @@ def register(sub: Any) -> None:
         "--rounds",
         type=positive_int,
         default=3,
-        help="with several --engine names: interleaved rounds, figures are medians (default 3)",
+        help="with several --engine names or models: interleaved rounds, figures are medians "
+        "(default 3)",
     )
     p.add_argument(
         "--graph-level",
@@ -219,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
     if args.graph_level:
         args.engine_option = [*args.engine_option, f"graph_level={args.graph_level}"]
     engines = engine_list(args.engine)
+    if args.more_models:
+        return _run_models_side_by_side(args, engines)
     if engines is not None and len(engines) > 1:
         return _run_side_by_side(args, engines)
     cfg = config_from_args(args, batch_size=args.batch_size)
@@ -301,6 +311,59 @@ def _run_side_by_side(args: argparse.Namespace, engines: list[str]) -> int:
     print(result.render())
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_models_side_by_side(args: argparse.Namespace, engines: list[str] | None) -> int:
+    """``nnperf bench A.onnx B.onnx``: every model with the same config, interleaved, then the
+    noise-aware comparison of each with the first."""
+    from nnperf.bench.inputs import parse_input_specs
+    from nnperf.bench.sidebyside import run_side_by_side
+    from nnperf.report.compare import compare_runs
+    from nnperf.report.documents import runs_of
+
+    if engines is not None and len(engines) > 1:
+        raise InvalidInputError(
+            "several models and several --engine names: compare models on one engine, or "
+            "engines on one model"
+        )
+    if args.trace_output or args.pipeline_stages or args.max_batch_size or args.url:
+        raise InvalidInputError(
+            "several models are measured side by side in process; --trace-output, "
+            "--pipeline-stages, --max-batch-size and --url apply to one model at a time"
+        )
+    models = [args.model, *args.more_models]
+    cfg = config_from_args(args, batch_size=args.batch_size)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+
+    def progress(what: str) -> None:
+        if show:
+            print(f"  {what}", file=sys.stderr)
+
+    result = run_side_by_side(
+        models,
+        [cfg] * len(models),
+        scenario=args.scenario,
+        rounds=args.rounds,
+        queries=args.queries,
+        duration_s=args.duration,
+        warmup_iters=args.warmup_iters,
+        inputs=parse_input_specs(args.input),
+        target_qps=args.target_qps,
+        seed=args.seed,
+        progress=progress,
+        workers=args.workers,
+        api=args.api,
+        concurrency=args.concurrency,
+    )
+    print(result.render())
+    doc = result.to_dict()
+    runs = runs_of(doc, label="bench")
+    for run in runs[1:]:
+        print(compare_runs(runs[0], run, seed=args.seed).headline())
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
