@@ -156,6 +156,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", default=None, metavar="FILE", help="write nnperf.bench/1 JSON here")
     p.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report (plots; needs nnperf[report]) (default: none)",
+    )
+    p.add_argument(
         "--trace-output",
         default=None,
         metavar="FILE",
@@ -264,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    _write_report(args, result.to_dict())
     if args.trace_output:
         print(f"wrote Chrome trace {args.trace_output}")
     return 0
@@ -312,7 +319,17 @@ def _run_side_by_side(args: argparse.Namespace, engines: list[str]) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    _write_report(args, result.to_dict())
     return 0
+
+
+def _write_report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """``--report FILE``: the HTML report of this run's document."""
+    if args.report:
+        from nnperf.report.html import write_report
+
+        write_report([doc], args.report)
+        print(f"wrote HTML report {args.report}")
 
 
 def _run_models_side_by_side(args: argparse.Namespace, engines: list[str] | None) -> int:
@@ -365,6 +382,7 @@ def _run_models_side_by_side(args: argparse.Namespace, engines: list[str] | None
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
+    _write_report(args, doc)
     return 0
 
 

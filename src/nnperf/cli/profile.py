@@ -64,6 +64,12 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="also write the JSON document here (default none)",
     )
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report here (needs nnperf[report]; default none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random input seed (default 0)")
     p.set_defaults(func=run)
 
@@ -115,10 +121,15 @@ def run(args: argparse.Namespace) -> int:
         operators=ops_df,
     )
     engine = {"name": session.engine.name, "providers": list(session.instances[0].providers)}
+    model = {"name": session.model.name, "path": session.model.path, "ref": args.model}
     session.close()
-    doc = _document(df, ops_df, advice, args, cost=prof.operator_cost, engine=engine)
+    doc = _document(df, ops_df, advice, args, cost=prof.operator_cost, engine=engine, model=model)
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.report:
+        from nnperf.report.html import write_report
+
+        write_report([doc], args.report)
     if args.format == "json":
         print(json.dumps(doc, indent=2))
         return 0
@@ -147,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nChrome trace written to {args.trace_output} (open in ui.perfetto.dev)")
     if args.json:
         print(f"wrote {args.json}")
+    if args.report:
+        print(f"wrote HTML report {args.report}")
     return 0
 
 
@@ -181,6 +194,7 @@ def _document(
     *,
     cost: str,
     engine: dict[str, Any],
+    model: dict[str, Any],
 ) -> dict[str, Any]:
     """The ``nnperf.profile/2`` document: span-mode latency, the operator pass's breakdown."""
     from nnperf.bench.machine import machine_info
@@ -190,7 +204,7 @@ def _document(
     durs = df.loc[(df["cat"] == "Runtime") & (df["name"] == "Inference"), "dur"]
     doc: dict[str, Any] = {
         "schema": PROFILE_SCHEMA,
-        "model": args.model,
+        "model": model,
         "engine": engine,
         "batch_size": args.batch_size,
         "queries": args.queries,

@@ -99,6 +99,12 @@ def register(sub: Any) -> None:
         "--json", default=None, metavar="FILE", help="write the nnperf.tune/1 JSON result here"
     )
     p.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report (needs nnperf[report]; default none)",
+    )
+    p.add_argument(
         "--format",
         choices=("text", "csv", "markdown"),
         default="text",
@@ -206,4 +212,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.report:
+        from nnperf.report.html import write_report
+
+        write_report([result.to_dict()], args.report)
+        print(f"wrote HTML report {args.report}")
     return 0

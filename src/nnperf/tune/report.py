@@ -69,7 +69,7 @@ def candidates_table(result: TuneResult) -> Table:
         Column("runs"),
         Column("prepare_ms", "prepare", "ms", 2),
         Column("warmup_ms", "warm-up", "ms", 2),
-        Column("p50_ms", "infer p50", "ms", 3),
+        Column("p50_ms", "infer p50", "ms", 4),
         value,
         Column("noise_pct", "noise ±", "%", 1),
         Column("error"),
