@@ -135,9 +135,32 @@ def register(sub: Any) -> None:
         help="write the engine-optimised graph (fusions, NCHWc) instead of the plain "
         "edited model; specific to this CPU (default: off)",
     )
+    p.add_argument(
+        "--eval-data",
+        default=None,
+        metavar="DIR",
+        help="real queries (.npy/.npz/images, see compare-models) for the agreement check; "
+        "default: 4 random queries",
+    )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
     p.set_defaults(func=run)
+
+
+def _eval_feeds(args: argparse.Namespace, model: Any, batch: int) -> list[dict[str, np.ndarray]]:
+    """--eval-data's queries for the original model (empty without the flag)."""
+    if args.eval_data is None:
+        return []
+    if args.input_type:
+        raise InvalidInputError(
+            "--eval-data with --input-type: the edited model takes raw pixels, so the agreement "
+            "check needs pixels and floats of the same images; drop one of the two flags"
+        )
+    from nnperf.optimize.evaldata import load_eval_data
+    from nnperf.runtime import Session, resolve_config
+
+    with Session(model, config=resolve_config(None)) as s:
+        return load_eval_data(args.eval_data, s.inputs)
 
 
 def _permute_feed(x: np.ndarray, perm: list[int]) -> np.ndarray:
@@ -195,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     out_path = Path(args.output)
 
     batch = getattr(args, "batch_size", None) or 1
-    feeds = random_dataset(original, 4, seed=0, batch=batch)
+    feeds = _eval_feeds(args, original, batch) or random_dataset(original, 4, seed=0, batch=batch)
     cand = [dict(f) for f in feeds]
     if args.input_type:
         rng_np = np.random.default_rng(1)

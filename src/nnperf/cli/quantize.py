@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
         "(default random:16; random data says nothing about accuracy)",
     )
     p.add_argument(
+        "--eval-data",
+        default=None,
+        metavar="DIR",
+        help="held-out queries (.npy/.npz/images, see compare-models) for the accuracy checks; "
+        "default: the first 8 calibration samples (warned: they overstate accuracy)",
+    )
+    p.add_argument(
         "--method",
         default="min_max_asym",
         choices=[m.value for m in CalibrationMethod],
@@ -134,6 +141,32 @@ def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
     return samples
 
 
+def _evaluation(args: argparse.Namespace, model: Any, data: list[dict[str, np.ndarray]]) -> Any:
+    """The accuracy-check queries: --eval-data, else the first calibration samples (warned)."""
+    import sys
+
+    from nnperf.optimize.evaldata import load_eval_data, shared_queries
+    from nnperf.runtime import Session, resolve_config
+
+    if args.eval_data is None:
+        if not args.calibration.startswith("random:"):
+            print(
+                "nnperf: warning: evaluating on calibration data (no --eval-data): accuracy on "
+                "the samples the ranges came from overstates accuracy on new inputs",
+                file=sys.stderr,
+            )
+        return data[: min(len(data), 8)]
+    shared = shared_queries(args.eval_data, args.calibration)
+    if shared:
+        print(
+            f"nnperf: warning: --eval-data shares {shared} quer(y/ies) with --calibration; "
+            "accuracy on calibration samples overstates accuracy on new inputs (hold them out)",
+            file=sys.stderr,
+        )
+    with Session(model, config=resolve_config(None)) as s:
+        return load_eval_data(args.eval_data, s.inputs)
+
+
 @contextmanager
 def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar when rich is installed, else a plain counter on one line."""
@@ -174,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         cal.collect_data(data, progress=tick)
         ranges = cal.compute_range()
-    evaluation = data[: min(len(data), 8)]
+    evaluation = _evaluation(args, model, data)
     result: dict[str, Any] = {"method": args.method, "tensors": len(ranges)}
 
     exclude: list[str] = []
