@@ -124,3 +124,21 @@ def test_optimize_takes_eval_data(data: dict[str, Path], tmp_path: Path) -> None
                  "--iters", "2"]) == 0  # fmt: skip
     assert main(["optimize", "zoo:mnist", "-o", out, "--eval-data", str(data["eval"]),
                  "--input-type", "uint8"]) == 2  # fmt: skip
+
+
+def test_quantize_and_optimize_tables_export(data: dict[str, Path], tmp_path: Path) -> None:
+    q_csv, o_md = tmp_path / "q.csv", tmp_path / "o.md"
+    assert main(["quantize", "zoo:mnist", "-o", str(tmp_path / "q.onnx"), "--calibration",
+                 str(data["calib"]), "--eval-data", str(data["eval"]), "--iters", "2",
+                 "--tables", str(q_csv)]) == 0  # fmt: skip
+    blocks = q_csv.read_text().split("\n\n")
+    assert blocks[0].startswith("# Candidates (1 thread)\nactivation_type,per_channel,latency_ms")
+    before_after = next(b for b in blocks if b.startswith("# float32 vs int8"))
+    rows = list(csv.DictReader(io.StringIO(before_after.split("\n", 1)[1])))
+    assert rows[0] == {**rows[0], "stage": "load (ms)"} and "gain" in rows[0]
+    assert any(r["stage"] == "cosine similarity" for r in rows)
+    assert main(["optimize", "zoo:mnist", "-o", str(tmp_path / "o.onnx"), "--iters", "2",
+                 "--tables", str(o_md)]) == 0  # fmt: skip
+    md = o_md.read_text()
+    assert md.startswith("**original vs optimised**") and "| stage | original | optimised |" in md
+    assert main(["optimize", "zoo:mnist", "-o", str(tmp_path / "o.onnx"), "--tables", "x.xls"]) == 2

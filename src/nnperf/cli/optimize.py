@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nnperf.cli.export import add_tables_argument, write_tables
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -144,6 +146,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    add_tables_argument(p)
     p.set_defaults(func=run)
 
 
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnperf.optimize.editor import ModelEditor, as_proto, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
-    from nnperf.optimize.measure import compare_before_after, format_table
+    from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.precision import convert_precision
     from nnperf.optimize.quantize import random_dataset
 
@@ -270,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
         )
         labels = ("original", "optimised")
     print()
-    print(format_table(comp, before_label=labels[0], after_label=labels[1]))
+    table = comparison_table(comp, before_label=labels[0], after_label=labels[1])
+    print(table.to_text())
     if (args.fp16 or args.bf16) and comp.speedup < 1.0:
         print(
             f"note: fp16 is {1 / comp.speedup:.2f}x SLOWER than fp32 here: onnxruntime's x86 CPU "
@@ -279,4 +283,5 @@ def run(args: argparse.Namespace) -> int:
     result["comparison"] = comp.to_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_tables(args.tables, [replace(table, title=f"{labels[0]} vs {labels[1]}")])
     return 0

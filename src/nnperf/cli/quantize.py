@@ -7,11 +7,13 @@ import argparse
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nnperf.cli.export import add_tables_argument, records_table, write_tables
 from nnperf.errors import InvalidInputError
 
 __all__ = ["load_calibration", "register", "run"]
@@ -100,6 +102,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    add_tables_argument(p)
     p.set_defaults(func=run)
 
 
@@ -189,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     import onnx
 
     from nnperf.optimize.editor import as_proto
-    from nnperf.optimize.measure import compare_before_after, format_table
+    from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.quantize import (
         Calibrator,
         choose_quantization,
@@ -290,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         float_model, quantized, evaluation, after_feeds=feeds_after, iters=args.iters
     )
     print()
-    print(format_table(comp, before_label="float32", after_label="int8"))
+    table = comparison_table(comp, before_label="float32", after_label="int8")
+    print(table.to_text())
     if comp.speedup < 1.0:
         print(
             "note: int8 is slower than float32 here; look for QuantizeLinear/DequantizeLinear "
@@ -299,4 +303,23 @@ def run(args: argparse.Namespace) -> int:
     result["comparison"] = comp.to_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_tables(args.tables, [*_tables(result), replace(table, title="float32 vs int8")])
     return 0
+
+
+def _tables(result: dict[str, Any]) -> list[Any]:
+    """The candidates and sensitivity tables, from the result document."""
+    from nnperf.table import Column
+
+    out = []
+    cols: tuple[Column, ...]
+    if "choice" in result:
+        cols = (Column("activation_type", "activations"), Column("per_channel", "per channel"),
+                Column("latency_ms", "latency", "ms", 3), Column("agreement.cosine", "cosine", digits=6),
+                Column("agreement.max_abs_err", "max abs err"), Column("meets_target", "meets target"))  # fmt: skip
+        out.append(records_table("Candidates (1 thread)", cols, result["choice"]["candidates"]))
+    if "sensitivity" in result:
+        cols = (Column("node"), Column("op_type", "op type"), Column("cosine", digits=6),
+                Column("max_abs_err", "max abs err"))  # fmt: skip
+        out.append(records_table("Per-layer sensitivity, worst first", cols, result["sensitivity"]))
+    return out
