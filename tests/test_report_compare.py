@@ -158,6 +158,8 @@ def test_cli_formats_and_fail_if_slower(tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert main(["compare", a]) == 2
     assert "expected two or more" in capsys.readouterr().err
+    assert main(["bench", "zoo:mnist", "zoo:mnist", "--url", "http://127.0.0.1:9"]) == 2
+    assert "apply to one model at a time" in capsys.readouterr().err
     bad = write(tmp_path / "bad.json", {"schema": "other/1"})
     assert main(["compare", a, bad]) == 2
     assert "expected one of nnperf.bench/1" in capsys.readouterr().err

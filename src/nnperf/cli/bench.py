@@ -228,13 +228,13 @@ def run(args: argparse.Namespace) -> int:
             "nnperf bench: missing MODEL; expected a path to an .onnx file or zoo:NAME "
             "(try 'nnperf bench zoo:mnist')"
         )
+    if args.more_models:
+        return _run_models_side_by_side(args, engine_list(args.engine))
     if args.url:
         return _run_remote(args)
     if args.graph_level:
         args.engine_option = [*args.engine_option, f"graph_level={args.graph_level}"]
     engines = engine_list(args.engine)
-    if args.more_models:
-        return _run_models_side_by_side(args, engines)
     if engines is not None and len(engines) > 1:
         return _run_side_by_side(args, engines)
     cfg = config_from_args(args, batch_size=args.batch_size)
@@ -351,6 +351,8 @@ def _run_models_side_by_side(args: argparse.Namespace, engines: list[str] | None
             "--pipeline-stages, --max-batch-size and --url apply to one model at a time"
         )
     models = [args.model, *args.more_models]
+    if args.graph_level:
+        args.engine_option = [*args.engine_option, f"graph_level={args.graph_level}"]
     cfg = config_from_args(args, batch_size=args.batch_size)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
 

@@ -277,6 +277,17 @@ def _profile_run(doc: Mapping[str, Any], source: str, stem: str) -> Run:
     )
 
 
+def _axis_value(point: Mapping[str, Any], axis: str, index: int) -> Any:
+    """A sweep point's value on ``axis``: ``axis_value``, the point's own key, or the same key
+    in its ``extra`` or ``config``; the point's index when none says."""
+    for where in (point, point.get("extra"), point.get("config")):
+        if isinstance(where, Mapping):
+            for key in ("axis_value", axis):
+                if where.get(key) is not None:
+                    return where[key]
+    return index
+
+
 def runs_of(doc: Mapping[str, Any], *, source: str = "", label: str | None = None) -> list[Run]:
     """Every run in one document (see the module docstring for each schema).
 
@@ -293,7 +304,9 @@ def runs_of(doc: Mapping[str, Any], *, source: str = "", label: str | None = Non
         axis = str(doc.get("axis", "point"))
         out = []
         for i, point in enumerate(doc.get("points", [])):
-            value = point.get("axis_value", point.get(axis, i)) if isinstance(point, Mapping) else i
+            if not isinstance(point, Mapping):
+                continue
+            value = _axis_value(point, axis, i)
             out.append(_bench_run(point, f"{stem}: {axis}={value}", "sweep point", source))
         return out
     if schema == "nnperf.sidebyside/1":
