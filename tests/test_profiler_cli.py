@@ -37,8 +37,29 @@ def test_profile_cli_text(tmp_path: Path, capsys: object) -> None:
 def test_profile_cli_json(capsys: object) -> None:
     rc = _main(["profile", "zoo:identity", "--queries", "5", "--format", "json"])
     data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
-    assert rc == 0 and data["schema"] == "nnperf.profile/1"
+    assert rc == 0 and data["schema"] == "nnperf.profile/2"
     assert data["summary_ns"]["count"] == 5
+    assert len(data["samples"]["latency_ns"]) == 5
+
+
+def test_profile_tables_export_as_csv_and_markdown(capsys: object) -> None:
+    import csv
+    import io
+
+    rc = _main(["profile", "zoo:mnist", "--ops", "--queries", "5", "--warmup-iters", "1",
+                "--format", "csv"])  # fmt: skip
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert rc == 0
+    blocks = {b.splitlines()[0]: b for b in out.split("\n# ") if b.strip()}
+    ops = next(b for title, b in blocks.items() if "Operators by type" in title)
+    rows = list(csv.DictReader(io.StringIO(ops.split("\n", 1)[1])))
+    assert rows[0].keys() == {"op_type", "op_class", "mean_us", "count", "total_us", "share_pct"}
+    assert {r["op_type"] for r in rows} >= {"Conv", "ReorderOutput"}
+    rc = _main(["profile", "zoo:mnist", "--queries", "5", "--format", "markdown"])
+    md = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert rc == 0
+    assert "**Inference Results Summary (span mode: latency of record)**" in md
+    assert "| stat | latency (µs) | note |" in md
 
 
 SCRIPT = """

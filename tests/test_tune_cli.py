@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -48,13 +50,23 @@ def test_tune_writes_cache_report_json_then_hits(
     ]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    for needle in ("prepare ms", "warm-up ms", "QPS (samples/s)", "winner:", "why:", " * "):
+    for needle in ("prepare (ms)", "warm-up (ms)", "QPS (samples/s)", "winner:", "why:"):
         assert needle in text
+    assert any(line.startswith("* ") for line in text.splitlines())
     data = json.loads(out_json.read_text())
     assert data["schema"] == "nnperf.tune/1" and data["candidates"]
     assert RunConfig.load(out_json) == RunConfig.load(cache)
     assert main(argv) == 0
     assert "cache hit" in capsys.readouterr().out
+    # the candidates table exports (from the cache: nothing measured again)
+    assert main([*argv, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["mark"] == "*" and rows[0]["status"] == "winner"
+    assert {"candidate", "prepare_ms", "warmup_ms", "p50_ms", "value", "noise_pct"} <= rows[
+        0
+    ].keys()
+    assert main([*argv, "--format", "markdown"]) == 0
+    assert "| candidate | status | runs |" in capsys.readouterr().out
     # the result runs in bench
     assert main(["bench", model_path, "--config", str(cache), "--queries", "5"]) == 0
 
@@ -62,7 +74,7 @@ def test_tune_writes_cache_report_json_then_hits(
 def test_latency_objective_report(model_path: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["tune", model_path, "--objective", "latency", "--latency-percentile", "99"]
     assert main([*argv, "--time-budget-s", "1", "--no-progress"]) == 0
-    assert "p99 ms" in capsys.readouterr().out
+    assert "p99 (ms)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,18 @@
-"""Several run configurations measured side by side on the same inputs, interleaved.
+"""Several run configurations, or several models, measured side by side, interleaved.
 
-``nnperf bench MODEL --engine onnxruntime,openvino`` runs this: every configuration (an engine, a
-precision, a device split...) is loaded once, checked for output agreement with the first on the
-same feed, then measured in rounds ``A B C, A B C, ...`` so a noisy machine slows every contender
-alike; each figure is the median over rounds and each ratio is taken against the first row.
+``nnperf bench MODEL --engine onnxruntime,openvino`` and ``nnperf bench A.onnx B.onnx`` run this:
+every contender (a model with a configuration: an engine, a precision, a device split...) is
+loaded once, checked for output agreement with the first on the same feed, then measured in rounds
+``A B C, A B C, ...`` so a noisy machine slows every contender alike; each figure is the median
+over rounds and each ratio is taken against the first row. Each row also keeps every query's
+latency as the runtime observed it (``samples.latency_ns``), so ``nnperf compare`` can judge
+whether a difference is more than noise.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +24,8 @@ from nnperf.bench.machine import machine_info
 from nnperf.bench.scenarios import BenchResult, Scenario, run_benchmark
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
-from nnperf.model import ModelSource, load_model
+from nnperf.model import ModelBlob, ModelSource, load_model
+from nnperf.runtime.observers import RunEvent
 from nnperf.runtime.session import Session
 
 __all__ = ["SIDE_BY_SIDE_SCHEMA", "SideBySide", "SideBySideRow", "run_side_by_side"]
@@ -41,6 +46,9 @@ class SideBySideRow:
             row: 0 and 1).
         load_ms / prepare_ms: loading the model and creating every engine instance.
         engine_load: what the engine reported per instance (compile vs cached load...).
+        model: name, path and sha256 of the model this row ran.
+        latency_ns: every measured query's latency (submission to outputs, as the runtime
+            observed it; warm-up excluded), over all rounds.
     """
 
     label: str
@@ -51,6 +59,8 @@ class SideBySideRow:
     load_ms: float
     prepare_ms: float
     engine_load: tuple[Mapping[str, Any], ...] = ()
+    model: Mapping[str, Any] | None = None
+    latency_ns: tuple[int, ...] = ()
 
     @property
     def throughput_samples_per_s(self) -> float:
@@ -68,9 +78,10 @@ class SideBySideRow:
         return statistics.median(r.latency.p99_ms for r in self.rounds)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (each round's full ``nnperf.bench/1`` document included)."""
+        """JSON-ready form (each round's full bench document included)."""
         return {
             "label": self.label,
+            **({"model": dict(self.model)} if self.model is not None else {}),
             "config": self.config.to_dict(),
             "throughput_samples_per_s": round(self.throughput_samples_per_s, 4),
             "p50_ms": round(self.p50_ms, 6),
@@ -81,6 +92,7 @@ class SideBySideRow:
             "prepare_ms": round(self.prepare_ms, 3),
             "engine_load": [dict(e) for e in self.engine_load],
             "rounds": [r.to_dict() for r in self.rounds],
+            **({"samples": {"latency_ns": list(self.latency_ns)}} if self.latency_ns else {}),
         }
 
 
@@ -112,9 +124,11 @@ class SideBySide:
             f"{'configuration':<{width}}  {'samples/s':>10}  {'p50 ms':>9}  {'p99 ms':>9}  "
             f"{'tput x':>6}  {'p50 x':>6}  {'max abs err':>11}  {'cosine':>9}  {'prepare ms':>10}"
         )
+        models = {str((r.model or self.model).get("name")) for r in self.rows}
+        name = " vs ".join(r.label for r in self.rows) if len(models) > 1 else self.model["name"]
         lines = [
             "=" * len(head),
-            f"nnperf bench: {self.model['name']} side by side  scenario={self.scenario.value}  "
+            f"nnperf bench: {name} side by side  scenario={self.scenario.value}  "
             f"(medians of {rounds} interleaved round(s); ratios and agreement vs the first row)",
             "-" * len(head),
             head,
@@ -150,16 +164,34 @@ class SideBySide:
 
 
 def _agreement(ref: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> tuple[float, float]:
-    """(max abs error, smallest cosine over outputs) of ``out`` against ``ref``."""
+    """(max abs error, smallest cosine over outputs) of ``out`` against ``ref``; NaN when the
+    outputs cannot be compared (other counts or shapes: another model's)."""
     # Imported here: bench loads the optimize package only when it compares outputs.
     from nnperf.optimize.verify import compare_outputs
 
-    agreement = compare_outputs(list(ref), list(out))
+    try:
+        agreement = compare_outputs(list(ref), list(out))
+    except InvalidInputError:
+        return float("nan"), float("nan")
     return agreement.max_abs_err, agreement.cosine
 
 
+class _Latencies:
+    """Run observer keeping each query's latency (ns) while ``on`` is set."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.values: list[int] = []
+        self._lock = threading.Lock()
+
+    def on_run(self, event: RunEvent) -> None:
+        if self.on and event.error is None:
+            with self._lock:
+                self.values.append(event.end_ns - event.submit_ns)
+
+
 def run_side_by_side(
-    model: ModelSource,
+    model: ModelSource | Sequence[ModelSource],
     configs: Sequence[RunConfig],
     *,
     labels: Sequence[str] | None = None,
@@ -177,10 +209,14 @@ def run_side_by_side(
     """Measure ``configs`` on the same model and inputs, interleaved.
 
     Args:
-        model: path, ``zoo:NAME``, bytes or ``onnx.ModelProto``.
+        model: path, ``zoo:NAME``, bytes or ``onnx.ModelProto``; or a list of models, one per
+            config (``nnperf bench A.onnx B.onnx``: the same config twice). Models whose inputs
+            differ get their own synthetic feeds (same seed); agreement with the first row is
+            NaN when the outputs differ in count or shape.
         configs: two or more run configurations (the first is the reference for ratios and
             output agreement).
-        labels: one short name per config (default: what differs between them).
+        labels: one short name per row (default: what differs between the configs, or the
+            model names).
         scenario: ``single-stream``, ``offline`` or ``server``.
         rounds: interleaved rounds (default 3); figures are medians over rounds.
         queries / duration_s: minimums per round and config (defaults 100 and 1 s).
@@ -195,42 +231,55 @@ def run_side_by_side(
     Raises:
         InvalidInputError: fewer than two configs, labels of another length, or bad arguments.
     """
+    blobs = _models(model, len(configs))
     if len(configs) < 2:
         raise InvalidInputError(
             f"side by side: got {len(configs)} configuration(s), expected two or more"
         )
     if rounds < 1:
         raise InvalidInputError(f"rounds: got {rounds}, expected >= 1")
-    names = list(labels) if labels is not None else _labels(configs)
+    several = isinstance(model, (list, tuple))
+    names = list(labels) if labels is not None else _labels(configs, blobs if several else None)
     if len(names) != len(configs):
         raise InvalidInputError(
             f"labels: got {len(names)} for {len(configs)} configurations; expected one each"
         )
-    blob = load_model(model)
     scen = Scenario(scenario)
     sessions: list[Session] = []
+    watchers = [_Latencies() for _ in configs]
     try:
-        for cfg in configs:
-            sessions.append(Session(blob, config=cfg))
+        for blob, cfg, watch in zip(blobs, configs, watchers):
+            sess = Session(blob, config=cfg)
+            sess.observers.add(watch)
+            sessions.append(sess)
         rows_n = sessions[0].config.batch_size or 1
         feed = make_feeds(sessions[0].inputs, batch_size=rows_n, specs=inputs, seed=seed)
+        feeds = [
+            feed
+            if s.inputs == sessions[0].inputs
+            else make_feeds(s.inputs, batch_size=rows_n, specs=inputs, seed=seed)
+            for s in sessions
+        ]
         ref = sessions[0].run(feed)
-        agreement = [(0.0, 1.0)] + [_agreement(ref, s.run(feed)) for s in sessions[1:]]
+        agreement = [(0.0, 1.0)] + [
+            _agreement(ref, s.run(f)) for s, f in zip(sessions[1:], feeds[1:])
+        ]
         results: list[list[BenchResult]] = [[] for _ in sessions]
         for r in range(rounds):
             for i, sess in enumerate(sessions):
                 if progress is not None:
                     progress(f"round {r + 1}/{rounds}: {names[i]}")
                 results[i].append(
-                    run_benchmark(
-                        blob,
+                    _measure(
+                        watchers[i],
+                        blobs[i],
                         scenario=scen,
                         session=sess,
                         config=sess.config,
                         queries=queries,
                         duration_s=duration_s,
                         warmup_iters=warmup_iters if r == 0 else 0,
-                        feeds=feed,
+                        feeds=feeds[i],
                         target_qps=target_qps,
                         seed=seed,
                         **bench,
@@ -246,6 +295,8 @@ def run_side_by_side(
                 load_ms=sess.stages.load_ns / 1e6,
                 prepare_ms=sess.stages.prepare_ns / 1e6,
                 engine_load=sess.stages.engine,
+                model={"name": blobs[i].name, "path": blobs[i].path, "sha256": blobs[i].sha256},
+                latency_ns=tuple(watchers[i].values),
             )
             for i, sess in enumerate(sessions)
         )
@@ -253,15 +304,47 @@ def run_side_by_side(
         for s in sessions:
             s.close()
     return SideBySide(
-        model={"name": blob.name, "path": blob.path, "sha256": blob.sha256},
+        model={"name": blobs[0].name, "path": blobs[0].path, "sha256": blobs[0].sha256},
         scenario=scen,
         rows=rows,
         machine=machine_info(),
     )
 
 
-def _labels(configs: Sequence[RunConfig]) -> list[str]:
-    """Short labels: the words of each config's description that are not common to all."""
+def _measure(watch: _Latencies, blob: ModelBlob, **kwargs: Any) -> BenchResult:
+    """One round of one row; ``watch`` keeps its queries' latencies (the warm-up runs go to the
+    engine instances directly, so the observer does not see them)."""
+    watch.on = True
+    try:
+        return run_benchmark(blob, **kwargs)
+    finally:
+        watch.on = False
+
+
+def _models(model: ModelSource | Sequence[ModelSource], count: int) -> list[ModelBlob]:
+    """One loaded model per row: the same blob ``count`` times, or one per list item."""
+    if isinstance(model, (list, tuple)):
+        if len(model) != count:
+            raise InvalidInputError(
+                f"side by side: got {len(model)} models for {count} configurations; expected one "
+                "model per configuration"
+            )
+        return [load_model(m) for m in model]
+    blob = load_model(model)  # type: ignore[arg-type]
+    return [blob] * count
+
+
+def _labels(configs: Sequence[RunConfig], blobs: Sequence[ModelBlob] | None = None) -> list[str]:
+    """Short labels: the words of each config's description that are not common to all; with
+    several models, the model names (numbered when repeated), plus the config words."""
+    if blobs is not None:
+        base = _labels(configs) if len({c.describe() for c in configs}) > 1 else None
+        names = [b.name for b in blobs]
+        out = []
+        for i, n in enumerate(names):
+            label = n if names.count(n) == 1 else f"{n} #{names[: i + 1].count(n)}"
+            out.append(f"{label} {base[i]}" if base else label)
+        return out
     words = [c.describe().split(" ") for c in configs]
     common = set(words[0]).intersection(*map(set, words[1:]))
     out = []

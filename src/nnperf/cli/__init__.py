@@ -15,7 +15,19 @@ from nnperf.version import __version__
 __all__ = ["build_parser", "entry", "main"]
 
 # Subcommand modules in help order; a module that is not part of this build is skipped.
-_COMMANDS = ("bench", "profile", "inspect", "optimize", "quantize", "tune", "serve", "zoo")
+_COMMANDS = (
+    "bench",
+    "compare",
+    "report",
+    "profile",
+    "inspect",
+    "optimize",
+    "quantize",
+    "compare_models",
+    "tune",
+    "serve",
+    "zoo",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"nnperf.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"nnperf.cli.{name}":
+            if exc.name == f"nnperf.cli.{name}":  # compare_models registers "compare-models"
                 continue
             raise
         module.register(sub)

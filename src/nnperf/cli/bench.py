@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", nargs="?", help="path to an .onnx file or zoo:NAME")
     p.add_argument(
+        "more_models",
+        nargs="*",
+        metavar="MODEL",
+        help="further models: measure every model side by side, interleaved on the same inputs "
+        "(nnperf bench A.onnx B.onnx; default: one model)",
+    )
+    p.add_argument(
         "--scenario",
         default="single-stream",
         choices=["single-stream", "offline", "server"],
@@ -141,7 +148,8 @@ def register(sub: Any) -> None:
         "--rounds",
         type=positive_int,
         default=3,
-        help="with several --engine names: interleaved rounds, figures are medians (default 3)",
+        help="with several --engine names or models: interleaved rounds, figures are medians "
+        "(default 3)",
     )
     p.add_argument(
         "--graph-level",
@@ -158,12 +166,24 @@ def register(sub: Any) -> None:
         help="write nnperf.bench/1 JSON here",
     )
     p.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report (plots; needs nnperf[report]) (default: none)",
+    )
+    p.add_argument(
         "--trace-output",
         type=output_file,
         default=None,
         metavar="FILE",
         help="write a Chrome trace (chrome://tracing, Perfetto) of the measured queries "
         "(default: none)",
+    )
+    p.add_argument(
+        "--trace-operators",
+        action="store_true",
+        help="with --trace-output: add the engine's operator events on one track per instance "
+        "(operator recording slows every query; default off: host spans only)",
     )
     p.add_argument(
         "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
@@ -221,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
             "nnperf bench: missing MODEL; expected a path to an .onnx file or zoo:NAME "
             "(try 'nnperf bench zoo:mnist')"
         )
+    if args.more_models:
+        return _run_models_side_by_side(args, engine_list(args.engine))
     if args.url:
         return _run_remote(args)
     if args.graph_level:
@@ -231,10 +253,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, batch_size=args.batch_size)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     tracing: AbstractContextManager[Any] = nullcontext()
+    if args.trace_operators and not args.trace_output:
+        raise InvalidInputError("--trace-operators needs --trace-output FILE (where to write)")
     if args.trace_output:
         from nnperf.profiler import profile
 
-        tracing = profile(file=args.trace_output)
+        tracing = profile(file=args.trace_output, operators=args.trace_operators)
     with tracing, progress_bar(show, f"bench {args.scenario}") as progress:
         result = run_benchmark(
             args.model,
@@ -259,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    _write_report(args, result.to_dict())
     if args.trace_output:
         print(f"wrote Chrome trace {args.trace_output}")
     return 0
@@ -307,6 +332,72 @@ def _run_side_by_side(args: argparse.Namespace, engines: list[str]) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    _write_report(args, result.to_dict())
+    return 0
+
+
+def _write_report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """``--report FILE``: the HTML report of this run's document."""
+    if args.report:
+        from nnperf.report.html import write_report
+
+        write_report([doc], args.report)
+        print(f"wrote HTML report {args.report}")
+
+
+def _run_models_side_by_side(args: argparse.Namespace, engines: list[str] | None) -> int:
+    """``nnperf bench A.onnx B.onnx``: every model with the same config, interleaved, then the
+    noise-aware comparison of each with the first."""
+    from nnperf.bench.inputs import parse_input_specs
+    from nnperf.bench.sidebyside import run_side_by_side
+    from nnperf.report.compare import compare_runs
+    from nnperf.report.documents import runs_of
+
+    if engines is not None and len(engines) > 1:
+        raise InvalidInputError(
+            "several models and several --engine names: compare models on one engine, or "
+            "engines on one model"
+        )
+    if args.trace_output or args.pipeline_stages or args.max_batch_size or args.url:
+        raise InvalidInputError(
+            "several models are measured side by side in process; --trace-output, "
+            "--pipeline-stages, --max-batch-size and --url apply to one model at a time"
+        )
+    models = [args.model, *args.more_models]
+    if args.graph_level:
+        args.engine_option = [*args.engine_option, f"graph_level={args.graph_level}"]
+    cfg = config_from_args(args, batch_size=args.batch_size)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+
+    def progress(what: str) -> None:
+        if show:
+            print(f"  {what}", file=sys.stderr)
+
+    result = run_side_by_side(
+        models,
+        [cfg] * len(models),
+        scenario=args.scenario,
+        rounds=args.rounds,
+        queries=args.queries,
+        duration_s=args.duration,
+        warmup_iters=args.warmup_iters,
+        inputs=parse_input_specs(args.input),
+        target_qps=args.target_qps,
+        seed=args.seed,
+        progress=progress,
+        workers=args.workers,
+        api=args.api,
+        concurrency=args.concurrency,
+    )
+    print(result.render())
+    doc = result.to_dict()
+    runs = runs_of(doc, label="bench")
+    for run in runs[1:]:
+        print(compare_runs(runs[0], run, seed=args.seed).headline())
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    _write_report(args, doc)
     return 0
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nnperf.cli.args import output_file, positive_float, positive_int
+from nnperf.cli.export import add_tables_argument, write_tables
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -141,6 +143,13 @@ def register(sub: Any) -> None:
         "edited model; specific to this CPU (default: off)",
     )
     p.add_argument(
+        "--eval-data",
+        default=None,
+        metavar="DIR",
+        help="real queries (.npy/.npz/images, see compare-models) for the agreement check; "
+        "default: 4 random queries",
+    )
+    p.add_argument(
         "--iters", type=positive_int, default=20, help="timed runs per model (default 20)"
     )
     p.add_argument(
@@ -150,7 +159,24 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="also write the result as JSON",
     )
+    add_tables_argument(p)
     p.set_defaults(func=run)
+
+
+def _eval_feeds(args: argparse.Namespace, model: Any, batch: int) -> list[dict[str, np.ndarray]]:
+    """--eval-data's queries for the original model (empty without the flag)."""
+    if args.eval_data is None:
+        return []
+    if args.input_type:
+        raise InvalidInputError(
+            "--eval-data with --input-type: the edited model takes raw pixels, so the agreement "
+            "check needs pixels and floats of the same images; drop one of the two flags"
+        )
+    from nnperf.optimize.evaldata import load_eval_data
+    from nnperf.runtime import Session, resolve_config
+
+    with Session(model, config=resolve_config(None)) as s:
+        return load_eval_data(args.eval_data, s.inputs)
 
 
 def _permute_feed(x: np.ndarray, perm: list[int]) -> np.ndarray:
@@ -187,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import ModelEditor, as_proto, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
-    from nnperf.optimize.measure import compare_before_after, format_table
+    from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.precision import convert_precision
 
     original = as_proto(args.model)
@@ -230,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     out_path = Path(args.output)
 
     batch = getattr(args, "batch_size", None) or 1
-    feeds = random_dataset(original, 4, seed=0, batch=batch)
+    feeds = _eval_feeds(args, original, batch) or random_dataset(original, 4, seed=0, batch=batch)
     cand = [dict(f) for f in feeds]
     if args.input_type:
         rng_np = np.random.default_rng(1)
@@ -298,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
         )
         labels = ("original", "optimised")
     print()
-    print(format_table(comp, before_label=labels[0], after_label=labels[1]))
+    table = comparison_table(comp, before_label=labels[0], after_label=labels[1])
+    print(table.to_text())
     if (args.fp16 or args.bf16) and comp.speedup < 1.0:
         print(
             f"note: fp16 is {1 / comp.speedup:.2f}x SLOWER than fp32 here: onnxruntime's x86 CPU "
@@ -307,4 +334,5 @@ def run(args: argparse.Namespace) -> int:
     result["comparison"] = comp.to_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_tables(args.tables, [replace(table, title=f"{labels[0]} vs {labels[1]}")])
     return 0

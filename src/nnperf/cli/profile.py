@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from nnperf.bench.inputs import make_feeds
@@ -18,8 +19,11 @@ from nnperf.errors import InvalidInputError
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
 from nnperf.runtime import Session
+from nnperf.table import Column, Table, render_tables
 
-__all__ = ["register", "run"]
+__all__ = ["PROFILE_SCHEMA", "register", "run"]
+
+PROFILE_SCHEMA = "nnperf.profile/2"
 
 
 def register(subparsers: Any) -> None:
@@ -29,8 +33,9 @@ def register(subparsers: Any) -> None:
         help="profile a model: spans, engine operators, tables and advice",
         description=(
             "Run MODEL for --warmup-iters queries (block 'warm up') and --queries queries (block "
-            "'trace'), then print the inference summary, per-inference engine split, operators by "
-            "type, external operators and advice."
+            "'trace', span mode: the latency of record), with --ops a separate operator pass "
+            "(block 'operators'), then print the inference summary, per-inference engine split, "
+            "operators by type, external operators and advice."
         ),
     )
     p.add_argument("model", help="ONNX file or zoo:NAME")
@@ -49,8 +54,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--ops",
         action="store_true",
-        help="collect the engine's per-operator events (onnxruntime's profiler, OpenVINO's "
-        "PERF_COUNT): operators, external operators (default off)",
+        help="also run an operator pass (the engine's per-operator events: onnxruntime's "
+        "profiler, OpenVINO's PERF_COUNT) after the span pass; latency figures stay the span "
+        "pass's (default off)",
     )
     p.add_argument(
         "--trace-output",
@@ -61,9 +67,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--format",
-        choices=("text", "json"),
+        choices=("text", "json", "csv", "markdown"),
         default="text",
-        help="stdout format: text tables or one JSON object (default text)",
+        help="stdout format: text tables, one JSON document (nnperf.profile/2), or the tables as "
+        "CSV or Markdown (default text)",
+    )
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also write the JSON document here (default none)",
+    )
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report here (needs nnperf[report]; default none)",
     )
     p.add_argument("--seed", type=non_negative_int, default=0, help="random input seed (default 0)")
     p.set_defaults(func=run)
@@ -77,20 +96,33 @@ def run(args: argparse.Namespace) -> int:
                 f"--{flag.replace('_', '-')}: got {getattr(args, flag)}, expected >= 1"
             )
     cfg = config_from_args(args, batch_size=args.batch_size)
-    with profile(file=args.trace_output, operators=args.ops) as prof:
+    op_runs = args.warmup_iters + args.queries
+    with profile(
+        file=args.trace_output, operators=args.ops, max_operator_runs=max(op_runs, 1)
+    ) as prof:
         session = Session(args.model, config=cfg)
         feeds = make_feeds(session.inputs, batch_size=args.batch_size, seed=args.seed)
-        with prof.record("warm up"):
+        # Span pass: the latency of record, with no operator recording.
+        with prof.record("warm up", operators=False):
             for _ in range(args.warmup_iters):
                 session.run(feeds)
-        with prof.record("trace"):
+        with prof.record("trace", operators=False):
             for _ in range(args.queries):
                 session.run(feeds)
+        if args.ops:
+            # Operator pass: the breakdown. Its first --warmup-iters queries warm the profiling
+            # instance and are left out of every figure.
+            with prof.record("operators"):
+                for _ in range(op_runs):
+                    session.run(feeds)
     from nnperf.profiler import tables
 
     full = prof.dataframe()
     wall_ns = int(full.loc[(full["cat"] == "Record") & (full["name"] == "trace"), "dur"].sum())
     df = tables.descendants(full, "trace")
+    ops_df = (
+        _after_first(tables.descendants(full, "operators"), args.warmup_iters) if args.ops else None
+    )
     advice = advise(
         df,
         model=args.model,
@@ -100,41 +132,144 @@ def run(args: argparse.Namespace) -> int:
         instances=len(session.instances),
         wall_ns=wall_ns,
         batch_size=args.batch_size,
+        operators=ops_df,
     )
+    engine = {"name": session.engine.name, "providers": list(session.instances[0].providers)}
+    model = {"name": session.model.name, "path": session.model.path, "ref": args.model}
     session.close()
+    doc = _document(df, ops_df, advice, args, cost=prof.operator_cost, engine=engine, model=model)
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.report:
+        from nnperf.report.html import write_report
+
+        write_report([doc], args.report)
     if args.format == "json":
-        print(json.dumps(_json(df, advice, args), indent=2))
+        print(json.dumps(doc, indent=2))
+        return 0
+    if args.format in ("csv", "markdown"):
+        print(render_tables(_tables(df, ops_df, advice), args.format))
         return 0
     print(
         f"nnperf profile {args.model}: {args.queries} queries, batch {args.batch_size}, "
         f"engine {session.engine.name} {session.engine.version} ({cfg.precision})"
     )
     print(tables.summary_text(df))
-    print("\nEngine executions (ns)")
-    print(tables.render(tables.device_executions(df), max_rows=10))
-    if args.ops:
-        print("\nOperators by type (ns; share of engine time)")
-        print(tables.render(tables.operators(df)))
-        print("\nExternal operators (ns)")
-        print(tables.render(tables.external_operators(df), max_rows=10))
+    print("latency of record: span mode (no operator recording)")
+    op_mode = doc.get("operator_mode")
+    if op_mode:
+        print(_operator_mode_line(op_mode))
+    print()
+    print(tables.device_executions_table(ops_df if ops_df is not None else df).to_text())
+    if ops_df is not None:
+        print("(operator pass: engine totals include operator recording)")
+        print()
+        print(tables.operators_table(ops_df).to_text())
+        print()
+        print(tables.external_operators_table(ops_df).to_text())
     print("\nAdvice")
     print("\n".join(str(a) for a in advice) if advice else "- nothing stands out")
+    if ops_df is not None and advice:
+        print("(shares of engine time from the operator pass; times from the span pass)")
     if args.trace_output:
         print(f"\nChrome trace written to {args.trace_output} (open in ui.perfetto.dev)")
+    if args.json:
+        print(f"wrote {args.json}")
+    if args.report:
+        print(f"wrote HTML report {args.report}")
     return 0
 
 
-def _json(df: Any, advice: list[Advice], args: argparse.Namespace) -> dict[str, Any]:
+def _after_first(df: Any, skip: int) -> Any:
+    """``df`` without its first ``skip`` inferences (by start) and everything under them."""
+    if skip <= 0:
+        return df
+    infs = df.loc[df["name"] == "Inference"].sort_values("start")
+    drop = set(infs["span_id"].iloc[:skip])
+    frontier = drop
+    while frontier:
+        new = set(df.loc[df["parent_span_id"].isin(frontier), "span_id"]) - drop
+        drop |= new
+        frontier = new
+    return df.loc[~df["span_id"].isin(drop)].reset_index(drop=True)
+
+
+def _operator_mode_line(op: dict[str, Any]) -> str:
+    s = op["summary_ns"]
+    return (
+        f"operator mode (breakdown only): p50 {s['median'] / 1000:.1f} µs = "
+        f"{op['inflation_p50']:.2f}x span mode, p99 {s['p99'] / 1000:.1f} µs = "
+        f"{op['inflation_p99']:.2f}x; {op['cost']}"
+    )
+
+
+def _document(
+    df: Any,
+    ops_df: Any,
+    advice: list[Advice],
+    args: argparse.Namespace,
+    *,
+    cost: str,
+    engine: dict[str, Any],
+    model: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``nnperf.profile/2`` document: span-mode latency, the operator pass's breakdown."""
+    from nnperf.bench.machine import machine_info
     from nnperf.profiler import tables
 
-    ops = tables.operators(df)
-    return {
-        "schema": "nnperf.profile/1",
-        "model": args.model,
+    summary = tables.summary(df)
+    durs = df.loc[(df["cat"] == "Runtime") & (df["name"] == "Inference"), "dur"]
+    doc: dict[str, Any] = {
+        "schema": PROFILE_SCHEMA,
+        "model": model,
+        "engine": engine,
         "batch_size": args.batch_size,
         "queries": args.queries,
-        "summary_ns": tables.summary(df),
-        "operators": ops.to_dict(orient="records"),
+        "latency_mode": "span",
+        "summary_ns": summary,
+        "samples": {"latency_ns": [int(v) for v in durs]},
+        "operators": [],
+        "external_operators": 0,
         "advice": [a.to_dict() for a in advice],
         "trace_output": args.trace_output,
+        "machine": machine_info(),
     }
+    if ops_df is not None:
+        op_summary = tables.summary(ops_df)
+        ratio = {
+            f"inflation_{key}": (op_summary[stat] / summary[stat]) if summary.get(stat) else None
+            for key, stat in (("p50", "median"), ("p99", "p99"))
+        }
+        doc["operator_mode"] = {"summary_ns": op_summary, "cost": cost, **ratio}
+        doc["operators"] = tables.operators(ops_df).to_dict(orient="records")
+        doc["external_operators"] = len(tables.external_operators(ops_df))
+    return doc
+
+
+def _tables(df: Any, ops_df: Any, advice: list[Advice]) -> list[Table]:
+    """Every table ``profile`` prints, for ``--format csv|markdown``."""
+    from nnperf.profiler import tables
+
+    s = tables.summary(df)
+    rows = [("count", s["count"], None)] + [
+        (key, s[key] / 1000, None) for key in s if key != "count"
+    ]
+    out = [
+        Table(
+            "Inference Results Summary (span mode: latency of record)",
+            (Column("stat"), Column("latency_us", "latency", "µs", 1), Column("note")),
+            rows,
+        )
+    ]
+    out.append(tables.device_executions_table(ops_df if ops_df is not None else df, max_rows=None))
+    if ops_df is not None:
+        out.append(tables.operators_table(ops_df, max_rows=None))
+        out.append(tables.external_operators_table(ops_df, max_rows=None))
+    out.append(
+        Table(
+            "Advice",
+            (Column("rule"), Column("finding"), Column("command"), Column("value")),
+            [(a.rule, a.finding, a.command, a.value) for a in advice],
+        )
+    )
+    return out

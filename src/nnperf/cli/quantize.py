@@ -7,6 +7,7 @@ import argparse
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from nnperf.cli.args import (
     positive_int,
     unit_interval,
 )
+from nnperf.cli.export import add_tables_argument, records_table, write_tables
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 
@@ -46,6 +48,13 @@ def register(sub: Any) -> None:
         default="random:16",
         help="DIR of .npy (single input) / .npz (by input name) samples, or random:N "
         "(default random:16; random data says nothing about accuracy)",
+    )
+    p.add_argument(
+        "--eval-data",
+        default=None,
+        metavar="DIR",
+        help="held-out queries (.npy/.npz/images, see compare-models) for the accuracy checks; "
+        "default: the first 8 calibration samples (warned: they overstate accuracy)",
     )
     p.add_argument(
         "--method",
@@ -124,6 +133,7 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="also write the result as JSON",
     )
+    add_tables_argument(p)
     p.set_defaults(func=run)
 
 
@@ -165,6 +175,32 @@ def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
     return samples
 
 
+def _evaluation(args: argparse.Namespace, model: Any, data: list[dict[str, np.ndarray]]) -> Any:
+    """The accuracy-check queries: --eval-data, else the first calibration samples (warned)."""
+    import sys
+
+    from nnperf.optimize.evaldata import load_eval_data, shared_queries
+    from nnperf.runtime import Session, resolve_config
+
+    if args.eval_data is None:
+        if not args.calibration.startswith("random:"):
+            print(
+                "nnperf: warning: evaluating on calibration data (no --eval-data): accuracy on "
+                "the samples the ranges came from overstates accuracy on new inputs",
+                file=sys.stderr,
+            )
+        return data[: min(len(data), 8)]
+    shared = shared_queries(args.eval_data, args.calibration)
+    if shared:
+        print(
+            f"nnperf: warning: --eval-data shares {shared} quer(y/ies) with --calibration; "
+            "accuracy on calibration samples overstates accuracy on new inputs (hold them out)",
+            file=sys.stderr,
+        )
+    with Session(model, config=resolve_config(None)) as s:
+        return load_eval_data(args.eval_data, s.inputs)
+
+
 @contextmanager
 def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar when rich is installed, else a plain counter on one line."""
@@ -188,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnperf.optimize.calibrate import Calibrator
     from nnperf.optimize.editor import as_proto, get_pure_input_names, get_quant_params
-    from nnperf.optimize.measure import compare_before_after, format_table
+    from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.quant_search import choose_quantization, layer_sensitivity
     from nnperf.optimize.quantize import prepare, quantize
 
@@ -208,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         cal.collect_data(data, progress=tick)
         ranges = cal.compute_range()
-    evaluation = data[: min(len(data), 8)]
+    evaluation = _evaluation(args, model, data)
     result: dict[str, Any] = {"method": args.method, "tensors": len(ranges)}
 
     exclude: list[str] = []
@@ -310,7 +346,8 @@ def run(args: argparse.Namespace) -> int:
         config=measure_on,
     )
     print()
-    print(format_table(comp, before_label="float32", after_label="int8"))
+    table = comparison_table(comp, before_label="float32", after_label="int8")
+    print(table.to_text())
     if comp.speedup < 1.0:
         print(
             "note: int8 is slower than float32 here; look for QuantizeLinear/DequantizeLinear "
@@ -319,4 +356,23 @@ def run(args: argparse.Namespace) -> int:
     result["comparison"] = comp.to_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_tables(args.tables, [*_tables(result), replace(table, title="float32 vs int8")])
     return 0
+
+
+def _tables(result: dict[str, Any]) -> list[Any]:
+    """The candidates and sensitivity tables, from the result document."""
+    from nnperf.table import Column
+
+    out = []
+    cols: tuple[Column, ...]
+    if "choice" in result:
+        cols = (Column("activation_type", "activations"), Column("per_channel", "per channel"),
+                Column("latency_ms", "latency", "ms", 3), Column("agreement.cosine", "cosine", digits=6),
+                Column("agreement.max_abs_err", "max abs err"), Column("meets_target", "meets target"))  # fmt: skip
+        out.append(records_table("Candidates (1 thread)", cols, result["choice"]["candidates"]))
+    if "sensitivity" in result:
+        cols = (Column("node"), Column("op_type", "op type"), Column("cosine", digits=6),
+                Column("max_abs_err", "max abs err"))  # fmt: skip
+        out.append(records_table("Per-layer sensitivity, worst first", cols, result["sensitivity"]))
+    return out

@@ -144,6 +144,18 @@ def register(sub: Any) -> None:
         help="write the nnperf.tune/1 JSON result here",
     )
     p.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report (needs nnperf[report]; default none)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "csv", "markdown"),
+        default="text",
+        help="stdout: the text report, or the candidates table as CSV or Markdown (default text)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -264,8 +276,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"nnperf: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    print(render_tune_report(result, cache_path=args.cache))
+    if args.format == "text":
+        print(render_tune_report(result, cache_path=args.cache))
+    else:
+        from nnperf.tune.report import candidates_table
+
+        print(candidates_table(result).render(args.format))
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.report:
+        from nnperf.report.html import write_report
+
+        write_report([result.to_dict()], args.report)
+        print(f"wrote HTML report {args.report}")
     return 0

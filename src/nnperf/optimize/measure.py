@@ -24,6 +24,7 @@ from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
 from nnperf.optimize.config import run_config
 from nnperf.optimize.verify import Agreement, compare_outputs
+from nnperf.table import Column, Table
 
 __all__ = [
     "Comparison",
@@ -32,6 +33,7 @@ __all__ = [
     "Measurement",
     "StageTimes",
     "compare_before_after",
+    "comparison_table",
     "format_table",
     "measure_model",
     "measure_models",
@@ -314,31 +316,43 @@ def compare_before_after(
     return Comparison(before=b.times, after=a.times, agreement=agreement)
 
 
-def format_table(
+def comparison_table(
     comp: Comparison, *, before_label: str = "before", after_label: str = "after"
-) -> str:
-    """The before/after table as text (ms, queries/s, agreement)."""
-    rows = [
+) -> Table:
+    """The before/after table (ms, queries/s, gain; then output agreement) as a Table."""
+    rows: list[tuple[Any, ...]] = []
+    for label, b, a in (
         ("load (ms)", comp.before.load_ms, comp.after.load_ms),
         ("prepare (ms)", comp.before.prepare_ms, comp.after.prepare_ms),
         ("warm-up (ms)", comp.before.warmup_ms, comp.after.warmup_ms),
         ("inference p50 (ms)", comp.before.latency_ms, comp.after.latency_ms),
         ("inference p90 (ms)", comp.before.p90_ms, comp.after.p90_ms),
         ("throughput (q/s)", comp.before.throughput_qps, comp.after.throughput_qps),
-    ]
-    w = max(len(before_label), len(after_label), 10)
-    lines = [f"{'stage':<20} {before_label:>{w}} {after_label:>{w}} {'gain':>8}"]
-    for label, b, a in rows:
+    ):
         # gain > 1: the edited model is better (less time, or more queries per second)
         if label.startswith("throughput"):
             ratio = a / b if b else float("nan")
         else:
             ratio = b / a if a else float("nan")
-        lines.append(f"{label:<20} {b:>{w}.3f} {a:>{w}.3f} {ratio:>7.2f}x")
+        rows.append((label, b, a, ratio))
+    cols = (
+        Column("stage"),
+        Column("before", before_label, digits=3),
+        Column("after", after_label, digits=3),
+        Column("gain", "gain", "x", 2),
+    )
     if comp.agreement is not None:
         ag = comp.agreement
-        lines.append(f"{'max abs error':<20} {'':>{w}} {ag.max_abs_err:>{w}.4g}")
-        lines.append(f"{'cosine similarity':<20} {'':>{w}} {ag.cosine:>{w}.6f}")
+        agree = [("max abs error", None, float(f"{ag.max_abs_err:.4g}"), None),
+                 ("cosine similarity", None, round(ag.cosine, 6), None)]  # fmt: skip
         if ag.top1_agreement is not None:
-            lines.append(f"{'top-1 agreement':<20} {'':>{w}} {ag.top1_agreement:>{w}.3f}")
-    return "\n".join(lines)
+            agree.append(("top-1 agreement", None, ag.top1_agreement, None))
+        rows += agree
+    return Table("", cols, rows)
+
+
+def format_table(
+    comp: Comparison, *, before_label: str = "before", after_label: str = "after"
+) -> str:
+    """The before/after table as text (ms, queries/s, agreement)."""
+    return comparison_table(comp, before_label=before_label, after_label=after_label).to_text()

@@ -16,10 +16,13 @@ from nnperf.optimize.config import run_config
 __all__ = [
     "Agreement",
     "EquivalenceError",
+    "OutputAccuracy",
     "assert_equivalent",
     "compare_models",
     "compare_outputs",
     "run_outputs",
+    "label_accuracy",
+    "output_accuracy",
 ]
 
 
@@ -193,3 +196,161 @@ def assert_equivalent(
             f"{min_cosine:g}"
         )
     return agreement
+
+
+# -- per-output accuracy on real data (nnperf compare-models) ---------------------------------
+
+
+@dataclass(frozen=True)
+class OutputAccuracy:
+    """How one output of a candidate model agrees with the reference over every query.
+
+    Attributes:
+        name: the output's name.
+        max_abs_err / mean_abs_err: absolute error over every element.
+        max_rel_err / mean_rel_err: ``|cand - ref| / max(|ref|, tiny)`` over every element.
+        cosine: cosine similarity of the flattened outputs (all queries).
+        violations: elements outside ``atol + rtol * |ref|`` (``numpy.isclose``'s rule).
+        elements: elements compared.
+        top1_agreement: fraction of rows whose arg-max matches (``(batch, classes)`` outputs).
+        topk_agreement: fraction of rows whose reference top-1 is in the candidate's top-k.
+        top_k: the k of ``topk_agreement``.
+        atol / rtol: the tolerance checked.
+    """
+
+    name: str
+    max_abs_err: float
+    mean_abs_err: float
+    max_rel_err: float
+    mean_rel_err: float
+    cosine: float
+    violations: int
+    elements: int
+    top1_agreement: float | None
+    topk_agreement: float | None
+    top_k: int
+    atol: float
+    rtol: float
+
+    @property
+    def passed(self) -> bool:
+        """Whether every element is within ``atol + rtol * |ref|``."""
+        return self.violations == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "max_abs_err": self.max_abs_err,
+            "mean_abs_err": self.mean_abs_err,
+            "max_rel_err": self.max_rel_err,
+            "mean_rel_err": self.mean_rel_err,
+            "cosine": self.cosine,
+            "violations": self.violations,
+            "elements": self.elements,
+            "top1_agreement": self.top1_agreement,
+            "topk_agreement": self.topk_agreement,
+            "top_k": self.top_k,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "passed": self.passed,
+        }
+
+
+def _topk_hits(ref: np.ndarray, cand: np.ndarray, k: int) -> tuple[int, int]:
+    """(rows whose reference arg-max is in the candidate's top-k, rows)."""
+    k = min(k, ref.shape[1])
+    top = np.argpartition(-cand, k - 1, axis=1)[:, :k]
+    best = np.argmax(ref, axis=1)
+    return int(np.sum(np.any(top == best[:, None], axis=1))), ref.shape[0]
+
+
+def output_accuracy(
+    names: Sequence[str],
+    reference: Sequence[Sequence[np.ndarray]],
+    candidate: Sequence[Sequence[np.ndarray]],
+    *,
+    atol: float = 1e-3,
+    rtol: float = 1e-2,
+    top_k: int = 5,
+) -> list[OutputAccuracy]:
+    """Per-output errors of ``candidate`` against ``reference`` (one list of outputs per query).
+
+    Raises:
+        InvalidInputError: query or output counts or shapes differ, or bad tolerances.
+    """
+    if atol < 0 or rtol < 0 or top_k < 1:
+        raise InvalidInputError(
+            f"atol={atol}, rtol={rtol}, top_k={top_k}: expected atol, rtol >= 0 and top_k >= 1"
+        )
+    if len(reference) != len(candidate):
+        raise InvalidInputError(
+            f"output_accuracy: got {len(candidate)} candidate queries, expected {len(reference)}"
+        )
+    ref = _flatten_queries(list(reference))
+    cand = _flatten_queries(list(candidate))
+    if len(ref) != len(cand) or len(ref) != len(names):
+        raise InvalidInputError(
+            f"output_accuracy: {len(names)} names, {len(ref)} reference and {len(cand)} "
+            "candidate outputs; expected the same count"
+        )
+    out: list[OutputAccuracy] = []
+    for name, r, c in zip(names, ref, cand):
+        r64 = np.asarray(r, dtype=np.float64)
+        c64 = np.asarray(c, dtype=np.float64)
+        if r64.shape != c64.shape:
+            raise InvalidInputError(
+                f"output {name!r}: candidate shape {c64.shape}, expected {r64.shape}"
+            )
+        diff = np.abs(c64 - r64)
+        rel = diff / np.maximum(np.abs(r64), np.finfo(np.float64).tiny)
+        top1 = topk = None
+        if r64.ndim == 2 and r64.shape[1] > 1:
+            top1 = float(np.mean(np.argmax(r64, axis=1) == np.argmax(c64, axis=1)))
+            hits, rows = _topk_hits(r64, c64, top_k)
+            topk = hits / rows
+        out.append(
+            OutputAccuracy(
+                name=name,
+                max_abs_err=float(diff.max()) if diff.size else 0.0,
+                mean_abs_err=float(diff.mean()) if diff.size else 0.0,
+                max_rel_err=float(rel.max()) if rel.size else 0.0,
+                mean_rel_err=float(rel.mean()) if rel.size else 0.0,
+                cosine=_cosine(r64.ravel(), c64.ravel()),
+                violations=int(np.sum(diff > atol + rtol * np.abs(r64))),
+                elements=int(r64.size),
+                top1_agreement=top1,
+                topk_agreement=topk,
+                top_k=top_k,
+                atol=atol,
+                rtol=rtol,
+            )
+        )
+    return out
+
+
+def label_accuracy(
+    outputs: Sequence[Sequence[np.ndarray]], labels: np.ndarray, *, output: int = 0, top_k: int = 5
+) -> tuple[float, float]:
+    """(top-1, top-k) accuracy of one ``(batch, classes)`` output against integer labels (one
+    per row, rows of all queries in order).
+
+    Raises:
+        InvalidInputError: the output is not ``(batch, classes)`` or the label count differs.
+    """
+    scores = _flatten_queries(list(outputs))[output]
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise InvalidInputError(
+            f"accuracy needs a (batch, classes) output; output {output} has shape {scores.shape}"
+        )
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    if labels.size != scores.shape[0]:
+        raise InvalidInputError(
+            f"labels: got {labels.size}, expected one per row ({scores.shape[0]})"
+        )
+    top1 = float(np.mean(np.argmax(scores, axis=1) == labels))
+    k = min(top_k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    topk = float(np.mean(np.any(top == labels[:, None], axis=1)))
+    return top1, topk

@@ -89,6 +89,7 @@ def advise(
     instances: int = 1,
     wall_ns: int | None = None,
     batch_size: int = 1,
+    operators: pd.DataFrame | None = None,
 ) -> list[Advice]:
     """Evaluate every rule on a profile's dataframe (usually the measured block's rows).
 
@@ -100,12 +101,17 @@ def advise(
         instances: engine instances serving the queries.
         wall_ns: wall time of the measured block (for utilisation); ``None`` skips that rule.
         batch_size: the batch the profile ran at.
+        operators: rows of a separate operator-mode pass (``nnperf profile --ops``); the share
+            rules read them, the timing rules (utilisation, per-query cost) read ``df``, so no
+            figure quoted comes from queries slowed by operator recording. Default: ``df``.
     """
     out: list[Advice] = []
     runs = df.loc[df["name"] == "EngineRun"]
     infs = df.loc[(df["cat"] == "Runtime") & (df["name"] == "Inference")]
-    ops = df.loc[df["cat"] == "Operator"]
-    profiled = runs.loc[runs["span_id"].isin(set(ops["parent_span_id"]))]
+    op_df = df if operators is None else operators
+    ops = op_df.loc[op_df["cat"] == "Operator"]
+    op_runs = op_df.loc[op_df["name"] == "EngineRun"]
+    profiled = op_runs.loc[op_runs["span_id"].isin(set(ops["parent_span_id"]))]
     engine_total = int(profiled["dur"].sum())
     float_inputs = [d for d in inputs if d.dtype.startswith("float")]
 

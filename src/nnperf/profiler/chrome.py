@@ -7,6 +7,11 @@ Tracks: host spans (record blocks, Inference and its children, EngineRun) sit on
 OS thread that ran them (named after the Python thread, e.g. ``nnperf-worker-0``); operators sit
 on one track per engine instance (``tid`` = 10 000 000 + track number) named
 ``engine s<session> i<instance> (<model>)``. ``M`` metadata events name the process and tracks.
+
+Operators whose engine reports durations only (OpenVINO's ``PERF_COUNT``) carry
+``args.synthetic_start = true`` and their track says ``synthetic start``: the operators are laid
+out one after another from the start of their run, so their order and lengths are measured but
+their start instants are not. Every operator event carries ``args.resolution_ns``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ OPERATOR_TID_BASE = 10_000_000
 def _args(span: Span) -> dict[str, Any]:
     args: dict[str, Any] = {"span_id": span.span_id, "parent_span_id": span.parent_span_id}
     for key in ("session", "instance", "batch", "op_type", "op_class", "op_alias", "provider",
-                "operator_index", "input_shapes", "output_shapes", "error"):  # fmt: skip
+                "operator_index", "input_shapes", "output_shapes", "error",
+                "resolution_ns", "synthetic_start"):  # fmt: skip
         value = getattr(span, key)
         if value is not None:
             args[key] = value
@@ -48,11 +54,14 @@ def chrome_trace(profiler: Profiler) -> dict[str, Any]:
         {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "nnperf"}}
     ]
     used: set[int] = set()
+    synthetic: set[int] = set()
     for s in spans:
         if s.cat == "Operator":
             found = track_of.get((s.session if s.session is not None else -1, s.instance or 0))
             tid = OPERATOR_TID_BASE + 9_999 if found is None else found
             names.setdefault(tid, "engine")
+            if s.synthetic_start:
+                synthetic.add(tid)
         else:
             tid = s.thread_id
         used.add(tid)
@@ -71,6 +80,8 @@ def chrome_trace(profiler: Profiler) -> dict[str, Any]:
     thread_names = profiler.thread_names()
     for tid in sorted(used):
         label = names.get(tid) or f"{thread_names.get(tid, 'thread')} ({tid})"
+        if tid in synthetic:
+            label += " [synthetic start: durations only]"
         events.append(
             {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": label}}
         )
@@ -84,7 +95,7 @@ def chrome_trace(profiler: Profiler) -> dict[str, Any]:
         "displayTimeUnit": "ns",
         "otherData": {
             "producer": "nnperf",
-            "trace_id": profiler.trace_id,
+            "profile_id": profiler.profile_id,
             "origin_perf_counter_ns": origin,
             "unattached_operators": profiler.unattached_operators,
             "dropped_inferences": profiler.dropped_inferences,

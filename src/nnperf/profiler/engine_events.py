@@ -163,6 +163,11 @@ class ProfilingInstance:
         self.plain.close()
 
     # -- profiling control ------------------------------------------------------------------------
+    @property
+    def profiled_runs(self) -> int:
+        """Runs routed to the profiling twin since it was started or last rotated."""
+        return self._runs
+
     def set_collecting(self, on: bool) -> None:
         """Route runs to the profiling twin (``True``) or the plain instance."""
         self._collecting = on

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import csv
 import itertools
 import os
 import secrets
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -40,15 +41,44 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "COLUMNS",
     "OPERATORS_ENV",
     "ROOT_SPAN_ID",
     "Profiler",
     "Span",
     "profile",
     "start_env_profiler",
+    "write_csv",
 ]
 
 ROOT_SPAN_ID = "0000000000000000"
+
+#: Columns of :meth:`Profiler.dataframe` and the CSV export, in order. ``start``/``end``/``dur``
+#: are ns (perf_counter_ns).
+COLUMNS = (
+    "trace_id",  # 32 hex, one per inference (and one per record block)
+    "parent_span_id",  # 16 hex; "0000000000000000" at the root
+    "span_id",  # 16 hex
+    "start",  # ns, time.perf_counter_ns
+    "end",  # ns
+    "dur",  # ns, end - start
+    "cat",  # Record | Runtime | Engine | Operator
+    "name",  # Inference, Validation, QueueWait, EngineRun, OutputHandling, block label, node name
+    "thread.id",  # OS thread id
+    "session",  # Session ordinal (Int64, null for blocks)
+    "instance",  # engine instance index (Int64)
+    "batch",  # rows in the query (Inference rows)
+    "op_type",  # operators: engine op type (Conv, QuantizeLinear, ReorderInput...)
+    "op_class",  # operators: compute | external | copy
+    "op_alias",  # operators: Furiosa name for external ops (Quantize, Lower, Unlower, Dequantize)
+    "provider",  # operators: execution provider
+    "operator_index",  # operators: position within the inference (Int64)
+    "input_shapes",  # operators: "dtype[d0,d1];..."
+    "output_shapes",
+    "error",  # Inference rows of failed queries: exception type name
+    "resolution_ns",  # operators: the engine's clock resolution in ns (onnxruntime 1000)
+    "synthetic_start",  # operators: start laid out from durations (OpenVINO), not measured
+)
 OPERATORS_ENV = "NNPERF_PROFILER_OPERATORS"
 #: Tolerance when placing a node inside its EngineRun: onnxruntime truncates ``ts``/``dur`` to µs.
 ATTACH_TOLERANCE_NS = 2_000
@@ -61,7 +91,9 @@ class Span:
     """One timed interval of a profile (all times ``time.perf_counter_ns``, ns).
 
     Attributes:
-        trace_id: 32 hex digits, one per profiler.
+        trace_id: 32 hex digits: one trace per inference (the Inference span, its children and
+            its operators share it; Furiosa's ``groupby("trace_id")`` gives one group per
+            inference); each ``record()`` block is a trace of its own.
         span_id: 16 hex digits.
         parent_span_id: the enclosing span, ``"0000000000000000"`` at the root.
         start_ns / end_ns: interval; ``dur_ns`` = end - start.
@@ -78,6 +110,9 @@ class Span:
         operator_index: position of the node within its inference (operators only).
         input_shapes / output_shapes: ``dtype[d0,d1]`` strings joined by ``;`` (operators only).
         error: exception type name of a failed query (Inference only).
+        resolution_ns: operators: the engine's clock resolution (onnxruntime: 1000).
+        synthetic_start: operators: the engine reported durations only and ``start_ns`` lays
+            the operators out one after another (OpenVINO); not a measured instant.
     """
 
     trace_id: str
@@ -99,6 +134,8 @@ class Span:
     input_shapes: str | None = None
     output_shapes: str | None = None
     error: str | None = None
+    resolution_ns: int | None = None
+    synthetic_start: bool | None = None
 
     @property
     def dur_ns(self) -> int:
@@ -110,6 +147,52 @@ class Span:
         d = asdict(self)
         d["dur_ns"] = self.dur_ns
         return d
+
+    def to_row(self) -> dict[str, Any]:
+        """One row of :meth:`Profiler.dataframe`, keyed by :data:`COLUMNS`."""
+        return {
+            "trace_id": self.trace_id,
+            "parent_span_id": self.parent_span_id,
+            "span_id": self.span_id,
+            "start": self.start_ns,
+            "end": self.end_ns,
+            "dur": self.end_ns - self.start_ns,
+            "cat": self.cat,
+            "name": self.name,
+            "thread.id": self.thread_id,
+            "session": self.session,
+            "instance": self.instance,
+            "batch": self.batch,
+            "op_type": self.op_type,
+            "op_class": self.op_class,
+            "op_alias": self.op_alias,
+            "provider": self.provider,
+            "operator_index": self.operator_index,
+            "input_shapes": self.input_shapes,
+            "output_shapes": self.output_shapes,
+            "error": self.error,
+            "resolution_ns": self.resolution_ns,
+            "synthetic_start": self.synthetic_start,
+        }
+
+
+def write_csv(spans: Sequence[Span], file: str | os.PathLike[str] | IO[str]) -> None:
+    """The dataframe's CSV (``to_csv(index=False)``'s layout) with the standard library only.
+
+    The env-var profiler writes at interpreter exit, when importing pandas is no longer possible
+    (it registers atexit hooks of its own), so the CSV must not need it.
+    """
+
+    def write(fh: IO[str]) -> None:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(s.to_row() for s in spans)
+
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+    else:
+        write(file)
 
 
 @dataclass
@@ -161,7 +244,8 @@ class Profiler:
         self.operators = operators
         self.max_operator_runs = max_operator_runs
         self.max_inferences = max_inferences
-        self.trace_id = secrets.token_hex(16)
+        #: 32 hex digits naming this profile (traces are per inference; see :class:`Span`).
+        self.profile_id = secrets.token_hex(16)
         self.dropped_inferences = 0
         self._runs: list[tuple[RunEvent, int, int]] = []
         self._blocks: list[_Block] = []
@@ -176,6 +260,7 @@ class Profiler:
         self.end_ns = 0
         self.unattached_operators = 0
         self._watched: list[Any] = []
+        self._span_only = 0  # open record(operators=False) blocks
         #: What operator recording costs on the engine that ran (set once a twin exists).
         self.operator_cost = ""
 
@@ -262,17 +347,23 @@ class Profiler:
                 session, index, workdir=self._tmpdir, max_runs=self.max_operator_runs
             )
             proxy.start()
-            proxy.set_collecting(not self._paused)
+            proxy.set_collecting(self._collecting())
             session.instances[index] = proxy
             self._tracks.append(_Track(proxy=proxy, model=str(session.model.name)))
 
     # -- blocks -----------------------------------------------------------------------------------
     @contextmanager
-    def record(self, name: str) -> Iterator[None]:
+    def record(self, name: str, *, operators: bool | None = None) -> Iterator[None]:
         """A named block; queries run inside become its children (nested blocks nest).
 
-        With operators on, each block collects its profiling twins' events (onnxruntime: ends its
-        profiling session, so files stay bounded) and
+        Args:
+            name: the block's label.
+            operators: ``False`` runs the block's queries on the plain engine instances (span
+                mode: no operator recording, so their latency is the latency of record);
+                ``None`` (default) keeps the profiler's mode.
+
+        With operators on, each block that ran profiled queries collects its profiling twins'
+        events at its end (onnxruntime: ends its profiling session, so files stay bounded) and
         starts a fresh one, outside the block's own interval.
         """
         if self._paused or not self._active:
@@ -280,6 +371,11 @@ class Profiler:
             return
         index = len(self._blocks)
         parent = self._stack[-1] if self._stack else -1
+        span_only = operators is False and self.operators
+        if span_only:
+            self._span_only += 1
+            for track in self._tracks:
+                track.proxy.set_collecting(False)
         block = _Block(name, time.perf_counter_ns(), parent, threading.get_native_id())
         self._blocks.append(block)
         self._stack = [*self._stack, index]
@@ -289,10 +385,16 @@ class Profiler:
             block.end_ns = time.perf_counter_ns()
             self._stack = [i for i in self._stack if i != index]
             self._spans = None
+            if span_only:
+                self._span_only -= 1
             if self.operators and self._active:
                 for track in self._tracks:
-                    track.events.extend(track.proxy.rotate())
-                    track.proxy.set_collecting(not self._paused and not track.proxy.closed)
+                    if track.proxy.profiled_runs:
+                        track.events.extend(track.proxy.rotate())
+                    track.proxy.set_collecting(self._collecting() and not track.proxy.closed)
+
+    def _collecting(self) -> bool:
+        return self._active and not self._paused and self._span_only == 0
 
     def pause(self) -> None:
         """Stop recording queries until :meth:`resume` (idempotent)."""
@@ -304,7 +406,7 @@ class Profiler:
         """Record again after :meth:`pause` (idempotent)."""
         self._paused = False
         for track in self._tracks:
-            track.proxy.set_collecting(self._active)
+            track.proxy.set_collecting(self._collecting())
 
     @property
     def paused(self) -> bool:
@@ -319,12 +421,18 @@ class Profiler:
         return self._spans
 
     def _build(self) -> list[Span]:
-        trace = self.trace_id
         base = int.from_bytes(secrets.token_bytes(8), "big") | 1
         counter = itertools.count()
+        trace_base = int.from_bytes(secrets.token_bytes(16), "big") | 1
+        trace_counter = itertools.count()
 
         def new_id() -> str:
             return f"{(base + next(counter) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF or 1:016x}"
+
+        def new_trace() -> str:
+            step = 0x9E3779B97F4A7C15F39CC0605CEDC835
+            value = (trace_base + next(trace_counter) * step) & ((1 << 128) - 1)
+            return f"{value or 1:032x}"
 
         spans: list[Span] = []
         block_ids: list[str] = []
@@ -333,13 +441,16 @@ class Profiler:
             block_ids.append(sid)
             parent = block_ids[b.parent] if b.parent >= 0 else ROOT_SPAN_ID
             end = b.end_ns or time.perf_counter_ns()
-            spans.append(Span(trace, sid, parent, b.start_ns, end, "Record", b.name, b.thread_id))
+            spans.append(
+                Span(new_trace(), sid, parent, b.start_ns, end, "Record", b.name, b.thread_id)
+            )
 
         sessions: dict[int, int] = {}
-        engine_index: dict[tuple[int, int, int], list[tuple[int, int, str, int]]] = {}
+        engine_index: dict[tuple[int, int, int], list[tuple[int, int, str, int, str]]] = {}
         runs = list(self._runs)
         for ev, tid, block in runs:
             sess = sessions.setdefault(ev.session_id, len(sessions))
+            trace = new_trace()
             inf_id = new_id()
             parent = block_ids[block] if block >= 0 else ROOT_SPAN_ID
             spans.append(
@@ -367,7 +478,7 @@ class Profiler:
                 )  # fmt: skip
                 if name == "EngineRun":
                     key = (ev.session_id, ev.instance, tid)
-                    engine_index.setdefault(key, []).append((start, end, sid, sess))
+                    engine_index.setdefault(key, []).append((start, end, sid, sess, trace))
         for lst in engine_index.values():
             lst.sort()
 
@@ -385,7 +496,7 @@ class Profiler:
                 if hit is None:
                     unattached += 1
                     continue
-                engine_start, engine_end, parent_id, sess = hit
+                engine_start, engine_end, parent_id, sess, trace = hit
                 # Clamp µs-truncation jitter so children nest inside their EngineRun.
                 start = min(max(op.start_ns, engine_start), engine_end)
                 end = max(min(op.end_ns, engine_end), start)
@@ -399,6 +510,7 @@ class Profiler:
                         op_alias=op_alias(op.op_type), provider=op.provider,
                         operator_index=index, input_shapes=";".join(op.input_shapes),
                         output_shapes=";".join(op.output_shapes),
+                        resolution_ns=op.resolution_ns, synthetic_start=op.synthetic_start,
                     )
                 )  # fmt: skip
         self.unattached_operators = unattached
@@ -433,7 +545,7 @@ class Profiler:
         if self.format == "chrome":
             self.export_chrome_trace(file)
         else:
-            self.dataframe().to_csv(file, index=False)
+            write_csv(self.spans(), file)
 
     def dataframe(self, cat: str | None = None) -> pd.DataFrame:
         """Every span as a pandas DataFrame (columns: :data:`nnperf.profiler.tables.COLUMNS`).
@@ -463,25 +575,26 @@ class Profiler:
         """Print one row per inference: trace_id, span_id, thread.id, dur."""
         from nnperf.profiler import tables
 
-        print(tables.render(tables.inferences(self.dataframe())))
+        print(tables.inferences_table(self.dataframe()).to_text())
 
     def print_device_executions(self) -> None:
-        """Print engine total, compute, external, copy and the rest (IO/wait) per inference."""
+        """Print engine total, compute, external, copy and the rest (IO/wait) per inference, µs."""
         from nnperf.profiler import tables
 
-        print(tables.render(tables.device_executions(self.dataframe())))
+        print(tables.device_executions_table(self.dataframe()).to_text())
 
     def print_operators(self) -> None:
-        """Print mean ns, count and share of engine time by op type (needs ``operators=True``)."""
+        """Print mean and total µs (at the engine's resolution), count and share of engine time
+        by op type (needs ``operators=True``)."""
         from nnperf.profiler import tables
 
-        print(tables.render(tables.operators(self.dataframe())))
+        print(tables.operators_table(self.dataframe()).to_text())
 
     def print_external_operators(self) -> None:
         """Print every external operator execution (Quantize/Lower/Unlower/Dequantize...)."""
         from nnperf.profiler import tables
 
-        print(tables.render(tables.external_operators(self.dataframe())))
+        print(tables.external_operators_table(self.dataframe()).to_text())
 
 
 def profile(

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nnperf.errors import MissingDependencyError
+from nnperf.profiler.recorder import COLUMNS
+from nnperf.table import Column, Table
 
 try:
     import pandas as pd
@@ -25,75 +27,32 @@ __all__ = [
     "dataframe",
     "descendants",
     "device_executions",
+    "device_executions_table",
     "external_operators",
+    "external_operators_table",
     "inferences",
+    "inferences_table",
     "operators",
+    "operators_table",
     "render",
     "summary",
     "summary_text",
 ]
 
-#: Columns of :func:`dataframe`, in order. ``start``/``end``/``dur`` are ns (perf_counter_ns).
-COLUMNS = (
-    "trace_id",  # 32 hex, one per profiler
-    "parent_span_id",  # 16 hex; "0000000000000000" at the root
-    "span_id",  # 16 hex
-    "start",  # ns, time.perf_counter_ns
-    "end",  # ns
-    "dur",  # ns, end - start
-    "cat",  # Record | Runtime | Engine | Operator
-    "name",  # Inference, Validation, QueueWait, EngineRun, OutputHandling, block label, node name
-    "thread.id",  # OS thread id
-    "session",  # Session ordinal (Int64, null for blocks)
-    "instance",  # engine instance index (Int64)
-    "batch",  # rows in the query (Inference rows)
-    "op_type",  # operators: onnxruntime op type (Conv, QuantizeLinear, ReorderInput...)
-    "op_class",  # operators: compute | external | copy
-    "op_alias",  # operators: Furiosa name for external ops (Quantize, Lower, Unlower, Dequantize)
-    "provider",  # operators: execution provider
-    "operator_index",  # operators: position within the inference (Int64)
-    "input_shapes",  # operators: "dtype[d0,d1];..."
-    "output_shapes",
-    "error",  # Inference rows of failed queries: exception type name
-)
 #: Percentiles of the summary (the seed's list).
 PERCENTILES = (0.9, 0.95, 0.97, 0.99, 0.999)
-_INT_COLUMNS = ("session", "instance", "batch", "operator_index")
+_INT_COLUMNS = ("session", "instance", "batch", "operator_index", "resolution_ns")
 
 
 def dataframe(spans: Sequence[Span], cat: str | None = None) -> pd.DataFrame:
     """Spans as a DataFrame with :data:`COLUMNS` (index columns nullable ``Int64``)."""
-    rows = [
-        {
-            "trace_id": s.trace_id,
-            "parent_span_id": s.parent_span_id,
-            "span_id": s.span_id,
-            "start": s.start_ns,
-            "end": s.end_ns,
-            "dur": s.end_ns - s.start_ns,
-            "cat": s.cat,
-            "name": s.name,
-            "thread.id": s.thread_id,
-            "session": s.session,
-            "instance": s.instance,
-            "batch": s.batch,
-            "op_type": s.op_type,
-            "op_class": s.op_class,
-            "op_alias": s.op_alias,
-            "provider": s.provider,
-            "operator_index": s.operator_index,
-            "input_shapes": s.input_shapes,
-            "output_shapes": s.output_shapes,
-            "error": s.error,
-        }
-        for s in spans
-        if cat is None or s.cat == cat
-    ]
+    rows = [s.to_row() for s in spans if cat is None or s.cat == cat]
     df: pd.DataFrame = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("start", "end", "dur", "thread.id"):
         df[col] = df[col].astype("int64")
     for col in _INT_COLUMNS:
         df[col] = df[col].astype("Int64")
+    df["synthetic_start"] = df["synthetic_start"].astype("boolean")
     return df
 
 
@@ -165,8 +124,8 @@ def device_executions(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].astype("Int64").where(profiled, pd.NA)
     total_ops = out["compute_ns"] + out["external_ns"] + out["copy_ns"]
     out["io_wait_ns"] = (out["engine_total_ns"].astype("Int64") - total_ops).astype("Int64")
-    trace = df["trace_id"].iloc[0] if len(df) else ""
-    out.insert(0, "trace_id", trace)
+    traces = df.loc[df["name"] == "Inference", ["span_id", "trace_id"]]
+    out = out.merge(traces, on="span_id", how="left")
     cols = ["trace_id", "span_id", "instance", "engine_total_ns", "compute_ns", "external_ns",
             "copy_ns", "io_wait_ns"]  # fmt: skip
     result: pd.DataFrame = out[cols].reset_index(drop=True)
@@ -174,26 +133,32 @@ def device_executions(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def operators(df: pd.DataFrame) -> pd.DataFrame:
-    """By op type: ``op_type, op_class, mean_ns, count, total_ns, share`` (share of engine time).
+    """By op type: ``op_type, op_class, mean_ns, count, total_ns, share, resolution_ns``.
 
     ``share`` = the op type's total time ÷ total EngineRun time of the inferences that have
-    operator events (0..1). Sorted by total time, largest first.
+    operator events (0..1); ``resolution_ns`` is the engine's clock resolution for that type
+    (onnxruntime: 1000, so the ns figures are multiples of 1 µs and a mean has no ns precision).
+    Sorted by total time, largest first.
     """
     ops = df.loc[df["cat"] == "Operator"]
     if ops.empty:
         empty: pd.DataFrame = pd.DataFrame(
-            columns=["op_type", "op_class", "mean_ns", "count", "total_ns", "share"]
-        )
+            columns=["op_type", "op_class", "mean_ns", "count", "total_ns", "share",
+                     "resolution_ns"]
+        )  # fmt: skip
         return empty
     profiled_runs = df.loc[
         (df["name"] == "EngineRun") & df["span_id"].isin(set(ops["parent_span_id"])), "dur"
     ]
     engine_total = int(profiled_runs.sum()) or 1
     g = ops.groupby(["op_type", "op_class"])["dur"]
+    res = ops.groupby(["op_type", "op_class"])["resolution_ns"].max().fillna(1)
     out = pd.DataFrame(
-        {"mean_ns": g.mean().round(1), "count": g.count(), "total_ns": g.sum()}
-    ).reset_index()
+        {"mean_ns": g.mean().round(1), "count": g.count(), "total_ns": g.sum(),
+         "resolution_ns": res.astype("int64")}
+    ).reset_index()  # fmt: skip
     out["share"] = (out["total_ns"] / engine_total).round(4)
+    out = out[["op_type", "op_class", "mean_ns", "count", "total_ns", "share", "resolution_ns"]]
     result: pd.DataFrame = out.sort_values("total_ns", ascending=False).reset_index(drop=True)
     return result
 
@@ -210,11 +175,106 @@ def external_operators(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def render(df: pd.DataFrame, *, max_rows: int = 20) -> str:
-    """A frame as text (first and last rows when longer than ``max_rows``)."""
-    if df.empty:
-        return "(no rows)"
-    text: str = df.to_string(max_rows=max_rows, index=False)
-    return text
+    """A frame as plain padded text (first and last rows when longer than ``max_rows``)."""
+    return Table.from_frame("", df, max_rows=max_rows).to_text()
+
+
+def _resolution(df: pd.DataFrame) -> int:
+    """The coarsest operator clock resolution in ``df`` (ns; 1 without operator rows)."""
+    ops = df.loc[df["cat"] == "Operator", "resolution_ns"].dropna()
+    return int(ops.max()) if len(ops) else 1
+
+
+def _us_digits(resolution_ns: int) -> int:
+    """Decimals of a µs figure measured at ``resolution_ns``: 1000 → 0, 100 → 1, 1 → 3."""
+    return max(0, 3 - (len(str(max(resolution_ns, 1))) - 1))
+
+
+def _resolution_note(resolution_ns: int, synthetic: bool) -> str:
+    res = f"{resolution_ns / 1000:g} µs" if resolution_ns >= 1000 else f"{resolution_ns} ns"
+    note = f"operator times: engine clock resolution {res}; means carry one more decimal"
+    if synthetic:
+        note += "; start times synthetic (the engine reports durations only)"
+    return note
+
+
+def inferences_table(df: pd.DataFrame, *, max_rows: int | None = 20) -> Table:
+    """:func:`inferences` as a :class:`~nnperf.table.Table` (latency in µs, ns-measured)."""
+    frame = inferences(df)
+    rows = [
+        (r["trace_id"], r["span_id"], r["thread.id"], r["instance"], r["batch"], r["dur"] / 1000)
+        for r in frame.to_dict(orient="records")
+    ]
+    cols = (Column("trace_id"), Column("span_id"), Column("thread_id", "thread.id"),
+            Column("instance"), Column("batch"), Column("dur_us", "dur", "µs", 1))  # fmt: skip
+    return Table("Inferences", cols, rows, max_rows=max_rows)
+
+
+def device_executions_table(df: pd.DataFrame, *, max_rows: int | None = 10) -> Table:
+    """:func:`device_executions` in µs: engine total (ns-measured, 0.1 µs) and operator sums at
+    the operator clock's resolution."""
+    frame = device_executions(df)
+    digits = _us_digits(_resolution(df))
+
+    def us(v: object) -> float | None:
+        return None if v is None or v is pd.NA else float(v) / 1000  # type: ignore[arg-type]
+
+    rows = [
+        (r["trace_id"], r["span_id"], _plain(r["instance"]), us(r["engine_total_ns"]),
+         us(r["compute_ns"]), us(r["external_ns"]), us(r["copy_ns"]), us(r["io_wait_ns"]))
+        for r in frame.to_dict(orient="records")
+    ]  # fmt: skip
+    cols = (
+        Column("trace_id"), Column("span_id"), Column("instance"),
+        Column("engine_total_us", "engine total", "µs", 1),
+        Column("compute_us", "compute", "µs", digits),
+        Column("external_us", "external", "µs", digits),
+        Column("copy_us", "copy", "µs", digits),
+        Column("io_wait_us", "io/wait", "µs", digits),
+    )  # fmt: skip
+    return Table("Engine executions", cols, rows, max_rows=max_rows)
+
+
+def operators_table(df: pd.DataFrame, *, max_rows: int | None = 20) -> Table:
+    """:func:`operators` in µs at the engine's resolution, share in %."""
+    frame = operators(df)
+    res = _resolution(df)
+    digits = _us_digits(res)
+    rows = [
+        (r["op_type"], r["op_class"], r["mean_ns"] / 1000, int(r["count"]),
+         r["total_ns"] / 1000, 100.0 * float(r["share"]))
+        for r in frame.to_dict(orient="records")
+    ]  # fmt: skip
+    cols = (
+        Column("op_type", "op type"), Column("op_class", "class"),
+        Column("mean_us", "mean", "µs", min(digits + 1, 3)), Column("count"),
+        Column("total_us", "total", "µs", digits),
+        Column("share_pct", "share of engine", "%", 1),
+    )  # fmt: skip
+    synthetic = bool(df.loc[df["cat"] == "Operator", "synthetic_start"].fillna(False).any())
+    notes = (_resolution_note(res, synthetic),) if rows else ()
+    return Table("Operators by type", cols, rows, notes=notes, max_rows=max_rows)
+
+
+def external_operators_table(df: pd.DataFrame, *, max_rows: int | None = 10) -> Table:
+    """:func:`external_operators` with durations in µs at the engine's resolution."""
+    frame = external_operators(df)
+    digits = _us_digits(_resolution(df))
+    rows = [
+        (r["trace_id"], r["span_id"], r["thread.id"], r["name"], r["op_type"], r["node"],
+         _plain(r["operator_index"]), r["dur"] / 1000)
+        for r in frame.to_dict(orient="records")
+    ]  # fmt: skip
+    cols = (
+        Column("trace_id"), Column("span_id"), Column("thread_id", "thread.id"), Column("name"),
+        Column("op_type", "op type"), Column("node"), Column("operator_index", "index"),
+        Column("dur_us", "dur", "µs", digits),
+    )  # fmt: skip
+    return Table("External operators", cols, rows, max_rows=max_rows)
+
+
+def _plain(value: object) -> object:
+    return None if value is pd.NA else value
 
 
 def descendants(df: pd.DataFrame, block: str) -> pd.DataFrame:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
+from nnperf.table import Column, Table
 from nnperf.tune.search import CandidateResult, TuneResult
 
-__all__ = ["render_tune_report"]
+__all__ = ["candidates_table", "render_tune_report"]
 
 _STATUS_ORDER = (
     "winner",
@@ -28,8 +29,64 @@ def _status_rank(c: CandidateResult) -> int:
     return len(_STATUS_ORDER)
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def candidates_table(result: TuneResult) -> Table:
+    """Every candidate in MegEngine's three-stage form, winner first; ``*`` marks the winner.
+
+    Columns: prepare and warm-up (ms, medians over runs), inference p50 (ms), the objective's
+    value (samples/s or the objective percentile in ms) and its noise (robust relative spread of
+    the repeats, %) and the cosine similarity of its outputs to the f32 reference (the accuracy
+    guard's measure; rejected candidates fall below ``--min-cosine``).
+    """
+    obj = result.objective
+    throughput = obj.kind == "throughput"
+    value = (
+        Column("value", "QPS", "samples/s", 1)
+        if throughput
+        else Column("value", f"p{obj.percentile}", "ms", 3)
+    )
+    ordered = sorted(
+        result.candidates,
+        key=lambda c: (
+            _status_rank(c),
+            -(c.median if not math.isnan(c.median) else -math.inf)
+            if obj.higher_is_better
+            else (c.median if not math.isnan(c.median) else math.inf),
+        ),
+    )
+    rows = [
+        (
+            "*" if c.status == "winner" else "",
+            c.label,
+            c.status,
+            len(c.measurements),
+            _num(c.stage_ms("prepare_ms")),
+            _num(c.stage_ms("warmup_ms")),
+            _num(c.stage_ms("p50_ms")),
+            _num(c.median),
+            100 * c.noise if len(c.ranked) > 1 else None,
+            c.accuracy.cosine if c.accuracy is not None else None,
+            c.error or "",
+        )
+        for c in ordered
+    ]
+    cols = (
+        Column("mark", " ", align="left"),
+        Column("candidate"),
+        Column("status"),
+        Column("runs"),
+        Column("prepare_ms", "prepare", "ms", 2),
+        Column("warmup_ms", "warm-up", "ms", 2),
+        Column("p50_ms", "infer p50", "ms", 4),
+        value,
+        Column("noise_pct", "noise ±", "%", 1),
+        Column("cosine", "cosine", "", 5),
+        Column("error"),
+    )
+    return Table("Candidates", cols, rows)
 
 
 def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> str:
@@ -62,33 +119,16 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
             f"{n_runs} runs in {r.elapsed_s:.1f} s (budget {r.time_budget_s:g} s)"
         )
     lines.append("-" * 100)
-    value_head = "QPS (samples/s)" if obj.kind == "throughput" else f"p{obj.percentile} ms"
-    lines.append(
-        f"   {'candidate':<38} {'status':<18} {'runs':>4} {'prepare ms':>10} {'warm-up ms':>10} "
-        f"{'infer p50 ms':>12} {value_head:>16} {'noise':>7} {'cosine':>8}"
+    table = candidates_table(r)
+    shown = Table(
+        "",
+        table.columns[:-1],
+        [(*row[:1], str(row[1])[:38], str(row[2])[:18], *row[3:-1]) for row in table.rows],
     )
-    ordered = sorted(
-        r.candidates,
-        key=lambda c: (
-            _status_rank(c),
-            -(c.median if not math.isnan(c.median) else -math.inf)
-            if obj.higher_is_better
-            else (c.median if not math.isnan(c.median) else math.inf),
-        ),
-    )
-    for c in ordered:
-        mark = "*" if c.status == "winner" else " "
-        noise = f"±{100 * c.noise:.1f}%" if len(c.ranked) > 1 else "-"
-        digits = 1 if obj.kind == "throughput" else 3
-        cosine = f"{c.accuracy.cosine:.5f}" if c.accuracy is not None else "-"
-        lines.append(
-            f" {mark} {c.label[:38]:<38} {c.status[:18]:<18} {len(c.measurements):>4} "
-            f"{_fmt(c.stage_ms('prepare_ms')):>10} {_fmt(c.stage_ms('warmup_ms')):>10} "
-            f"{_fmt(c.stage_ms('p50_ms'), 3):>12} {_fmt(c.median, digits):>16} {noise:>7} "
-            f"{cosine:>8}"
-        )
-        if c.error:
-            lines.append(f"     error: {c.error[:150]}")
+    lines.append(shown.to_text())
+    for row in table.rows:
+        if row[-1]:
+            lines.append(f"  error ({str(row[1])[:38]}): {str(row[-1])[:150]}")
     lines.append("-" * 100)
     lines.append(f"winner: {r.winner.label}")
     lines.append(f"why: {r.reason}")
