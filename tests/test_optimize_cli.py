@@ -229,6 +229,8 @@ def test_benchmark_quick_runs() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "int8 vs fp32" in proc.stdout and "fp16" in proc.stdout
+    # the trained EfficientNet-Lite0 section ran, or said in one line what to install
+    assert "EfficientNet-Lite0" in proc.stdout
 
 
 def test_quantize_no_quantize_input_uses_the_calibrated_scale(
