@@ -40,7 +40,9 @@ def _normalise(pix: np.ndarray, mean: list[float], std: list[float]) -> np.ndarr
     return ((pix / 255.0 - m) / s).astype(np.float32)
 
 
-def _quantized(model: onnx.ModelProto, calib_pixels: bool = True) -> onnx.ModelProto:
+def _quantized(
+    model: onnx.ModelProto, calib_pixels: bool = True, float_outputs: bool = True
+) -> onnx.ModelProto:
     rng = np.random.default_rng(3)
     data = [{"input": _normalise(_pixels(i), [0.0], [1.0])} for i in range(4)]
     if not calib_pixels:
@@ -48,7 +50,7 @@ def _quantized(model: onnx.ModelProto, calib_pixels: bool = True) -> onnx.ModelP
     with Calibrator(model, "min_max_asym") as cal:
         cal.collect_data(data)
         ranges = cal.compute_range()
-    return quantize(model, ranges)
+    return quantize(model, ranges, float_outputs=float_outputs)
 
 
 def test_io_names() -> None:
@@ -167,7 +169,7 @@ def test_convert_input_type_accepts_seed_spellings_and_int8() -> None:
 
 
 def test_convert_output_type_drops_trailing_dequantize() -> None:
-    q = _quantized(small_convnet())
+    q = _quantized(small_convnet(), float_outputs=False)
     edited = ModelEditor(q).convert_output_type("logits", "uint8")
     onnx.checker.check_model(edited)
     assert _ops(edited)["DequantizeLinear"] == _ops(q)["DequantizeLinear"] - 1
@@ -182,6 +184,36 @@ def test_convert_output_type_drops_trailing_dequantize() -> None:
     assert out.dtype == np.uint8
     np.testing.assert_allclose((out.astype(np.float32) - zp) * scale, ref, atol=1e-6)
     with pytest.raises(InvalidInputError, match="int8"):
+        ModelEditor(q).convert_output_type("logits", "int8")
+
+
+def test_convert_output_type_restores_the_calibrated_quantization_of_a_float_output() -> None:
+    # quantize() leaves the logits in float by default (their 8-bit rounding flips near-tied
+    # classes) and records how they were quantized: the seed's 8-bit outputs still work.
+    q = _quantized(small_convnet())
+    assert (
+        _ops(q)["DequantizeLinear"]
+        == _ops(_quantized(small_convnet(), float_outputs=False))["DequantizeLinear"] - 1
+    )
+    props = {p.key: p.value for p in q.metadata_props}
+    scale = float(props["nnperf.float_output.logits.scale"])
+    zp = int(props["nnperf.float_output.logits.zero_point"])
+    assert props["nnperf.float_output.logits.dtype"] == "uint8" and scale > 0
+    edited = ModelEditor(q).convert_output_type("logits", "uint8")
+    onnx.checker.check_model(edited)
+    assert edited.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    rec = {p.key: p.value for p in edited.metadata_props}
+    assert float(rec["nnperf.output.logits.scale"]) == scale
+    assert int(rec["nnperf.output.logits.zero_point"]) == zp
+    x = _normalise(_pixels(5), [0.0], [1.0])
+    with create(q) as a, create(edited) as b:
+        ref = a.run(x)[0]
+        out = b.run(x)[0]
+    assert out.dtype == np.uint8
+    # the float logits, rounded to the calibrated 8-bit grid (clipped at its ends)
+    expect = np.clip(np.round(ref / scale) + zp, 0, 255)
+    np.testing.assert_allclose(out.astype(np.float32), expect, atol=1.0)
+    with pytest.raises(InvalidInputError, match="was quantized as uint8"):
         ModelEditor(q).convert_output_type("logits", "int8")
 
 

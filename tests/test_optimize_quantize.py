@@ -210,7 +210,9 @@ def test_api_defaults_prepare_like_the_cli(tmp_path) -> None:
     ops = _int8_graph(api)
     assert ops["BatchNormalization"] == 0
     assert ops["com.microsoft:QLinearConv"] == 2  # both convs stay int8
-    assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 1  # only at the edges
+    # only the input's QuantizeLinear: the logits leave the int8 Gemm (QGemm) in float
+    assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 0
+    assert ops["com.microsoft:QGemm"] == 1
     assert compare_models(model, api, data).cosine > 0.999
 
     # the old behaviour, for contrast: without prepare, each BatchNorm runs in float
@@ -275,7 +277,7 @@ def test_with_quantize_false_seed_recipe_float_calibration(act: str) -> None:
     assert readers == ["DequantizeLinear"]  # no leading QuantizeLinear
     ops = optimized_op_counts(q)
     assert ops["com.microsoft:QLinearConv"] == 2 and ops["Conv"] == 0  # first conv still int8
-    assert ops["DequantizeLinear"] == 1  # only the one after the Gemm
+    assert ops["DequantizeLinear"] == 0  # the Gemm writes its float logits itself (QGemm)
 
     params = get_quant_params(q, "input")
     lo, hi = ranges["input"]

@@ -81,7 +81,9 @@ def _confident_top1(ref: np.ndarray, out: np.ndarray) -> tuple[int, float]:
 
 
 def _engine_own(path: str, calib: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
-    """onnxruntime's recipe without nnperf: quant_pre_process + quantize_static (QDQ, u8s8)."""
+    """onnxruntime's recipe without nnperf: quant_pre_process + quantize_static (QDQ, u8s8),
+    the model's output left in float (onnxruntime's ``OpTypesToExcludeOutputQuantization`` for
+    the op that writes it; nnperf's ``float_outputs``)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -103,8 +105,15 @@ def _engine_own(path: str, calib: list[dict[str, np.ndarray]]) -> onnx.ModelProt
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            extra_options={"OpTypesToExcludeOutputQuantization": _output_ops(pre)},
         )
         return onnx.load(out)
+
+
+def _output_ops(path: str) -> list[str]:
+    model = onnx.load(path)
+    outputs = {o.name for o in model.graph.output}
+    return sorted({n.op_type for n in model.graph.node if set(n.output) & outputs})
 
 
 def _kernels(counts: Counter[str]) -> Counter[str]:

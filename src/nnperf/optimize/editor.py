@@ -20,6 +20,7 @@ from nnperf.errors import InvalidInputError, UnsupportedError
 from nnperf.model import ModelSource, load_model
 
 __all__ = [
+    "FLOAT_OUTPUT_KEY",
     "ModelEditor",
     "QuantParams",
     "as_proto",
@@ -32,6 +33,11 @@ _INT_TYPES: dict[str, int] = {"uint8": TensorProto.UINT8, "int8": TensorProto.IN
 _NP_INT: dict[int, type[np.integer[Any]]] = {TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8}
 _QMIN: dict[int, int] = {TensorProto.UINT8: 0, TensorProto.INT8: -128}
 _QMAX: dict[int, int] = {TensorProto.UINT8: 255, TensorProto.INT8: 127}
+
+FLOAT_OUTPUT_KEY = "nnperf.float_output"
+"""Metadata prefix: the quantization a float output had before
+:func:`~nnperf.optimize.quantize.quantize` dropped it (``nnperf.float_output.NAME.scale`` /
+``.zero_point`` / ``.dtype``), so :meth:`ModelEditor.convert_output_type` can restore it."""
 
 
 def as_proto(model: ModelSource) -> onnx.ModelProto:
@@ -412,6 +418,37 @@ class ModelEditor:
             self._graph.node.remove(q)
             self._drop_value_info(q_out)
 
+    def _float_output_params(self, name: str) -> tuple[str, float, int] | None:
+        """(dtype, scale, zero point) :func:`~nnperf.optimize.quantize` recorded for an output
+        it left in float, else ``None``."""
+        props = {p.key: p.value for p in self.model.metadata_props}
+        key = f"{FLOAT_OUTPUT_KEY}.{name}"
+        if f"{key}.scale" not in props:
+            return None
+        return props[f"{key}.dtype"], float(props[f"{key}.scale"]), int(props[f"{key}.zero_point"])
+
+    def _quantize_output(
+        self, name: str, producer: onnx.NodeProto | None, qtype: int, scale: float, zp: int
+    ) -> None:
+        """A QuantizeLinear (``scale``, ``zp``) between output ``name`` and its producer."""
+        if producer is None:
+            raise InvalidInputError(f"output {name!r} is a graph input; nothing to convert")
+        float_name = self._unique(f"{name}_float")
+        for i, t in enumerate(producer.output):
+            if t == name:
+                producer.output[i] = float_name
+        self._rename_uses(name, float_name)
+        s_name = self._init(f"{name}_scale", np.array(scale, dtype=np.float32))
+        z_name = self._init(f"{name}_zp", np.array(zp, dtype=_NP_INT[qtype]))
+        self._graph.node.append(
+            helper.make_node(
+                "QuantizeLinear",
+                [float_name, s_name, z_name],
+                [name],
+                name=self._unique(f"{name}_quantize"),
+            )
+        )
+
     def _record(self, kind: str, name: str, scale: float, zero_point: int) -> None:
         helper.set_model_props(
             self.model,
@@ -563,7 +600,17 @@ class ModelEditor:
         dtype = TensorProto.DataType.Name(qtype).lower()
         vi = self._output(name)
         producer = self._producer(name)
-        if range is None:
+        recorded = self._float_output_params(name) if range is None else None
+        if recorded is not None and (producer is None or producer.op_type != "DequantizeLinear"):
+            # quantize() left this output in float and recorded its calibrated quantization
+            was, scale_v, zp_v = recorded
+            if was != dtype:
+                raise InvalidInputError(
+                    f"output {name!r} was quantized as {was}, expected {dtype}; ask for {was}, "
+                    "or quantize with the matching activation type"
+                )
+            self._quantize_output(name, producer, qtype, scale_v, zp_v)
+        elif range is None:
             if producer is None or producer.op_type != "DequantizeLinear":
                 raise InvalidInputError(
                     f"output {name!r} is produced by "
@@ -597,23 +644,7 @@ class ModelEditor:
                 raise InvalidInputError(f"range: got {range!r}, expected (lo, hi) with hi > lo")
             scale_v = (hi - lo) / 255.0
             zp_v = int(np.clip(round(_QMIN[qtype] - lo / scale_v), _QMIN[qtype], _QMAX[qtype]))
-            float_name = self._unique(f"{name}_float")
-            if producer is None:
-                raise InvalidInputError(f"output {name!r} is a graph input; nothing to convert")
-            for i, t in enumerate(producer.output):
-                if t == name:
-                    producer.output[i] = float_name
-            self._rename_uses(name, float_name)
-            s_name = self._init(f"{name}_scale", np.array(scale_v, dtype=np.float32))
-            z_name = self._init(f"{name}_zp", np.array(zp_v, dtype=_NP_INT[qtype]))
-            self._graph.node.append(
-                helper.make_node(
-                    "QuantizeLinear",
-                    [float_name, s_name, z_name],
-                    [name],
-                    name=self._unique(f"{name}_quantize"),
-                )
-            )
+            self._quantize_output(name, producer, qtype, scale_v, zp_v)
         vi.type.tensor_type.elem_type = qtype
         self._record("output", name, scale_v, zp_v)
         return self._finish()

@@ -18,9 +18,9 @@ import onnx
 
 from nnperf.errors import InvalidInputError, NnperfError
 from nnperf.model import ModelSource
-from nnperf.optimize.editor import ModelEditor, as_proto, get_output_names
+from nnperf.optimize.editor import FLOAT_OUTPUT_KEY, ModelEditor, as_proto, get_output_names
 
-__all__ = ["PREPARED_KEY", "is_prepared", "prepare", "quantize"]
+__all__ = ["FLOAT_OUTPUT_KEY", "PREPARED_KEY", "is_prepared", "prepare", "quantize"]
 
 
 PREPARED_KEY = "nnperf.prepared"
@@ -102,6 +102,7 @@ def quantize(
     nodes_to_exclude: Sequence[str] = (),
     nodes_to_quantize: Sequence[str] | None = None,
     prepare: bool = True,
+    float_outputs: bool = True,
 ) -> onnx.ModelProto:
     """Quantize ``model`` to a QDQ model with the given activation ranges.
 
@@ -126,6 +127,12 @@ def quantize(
             does; a no-op on a prepared model). :class:`Calibrator` prepares by default too, so
             ``Calibrator(m)`` + ``quantize(m, ranges)`` calibrate and quantize the same graph;
             pass ``prepare=False`` to both, or to neither.
+        float_outputs: drop the QuantizeLinear/DequantizeLinear pair the quantizer puts on each
+            model output, so the last layer writes its float result (default on). Quantized to
+            256 levels, near-tied logits round together and top-1 flips: on a trained
+            EfficientNet-Lite0, top-1 agreement with fp32 rose from 0.80 to 0.93 this way at the
+            same speed (benchmarks/optimize.py). Outputs in ``normalized_pixel_outputs`` keep
+            their quantization.
 
     Raises:
         InvalidInputError: bad types or output indices, no ranges, or ranges that miss a tensor
@@ -172,6 +179,10 @@ def quantize(
             calibration_cache_path=cache,
         )
         out = onnx.load(dst)
+    if float_outputs:
+        keep = set(normalized_pixel_outputs or ())
+        names = get_output_names(out)
+        out = _float_outputs(out, [n for i, n in enumerate(names) if i not in keep])
     if not with_quantize or normalized_pixel_outputs:
         editor = ModelEditor(out)
         if not with_quantize:
@@ -188,6 +199,60 @@ def quantize(
                 )
             editor.convert_output_type(names[index], "uint8", range=(0.0, 1.0))
         out = editor.model
+    return out
+
+
+def _float_outputs(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
+    """``model`` with the trailing QuantizeLinear -> DequantizeLinear pair of each named graph
+    output removed: the tensor the pair quantized becomes the output again."""
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    drop: list[onnx.NodeProto] = []
+    renames: dict[str, str] = {}
+    params: dict[str, tuple[str, str]] = {}
+    for name in outputs:
+        dq = producer.get(name)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or readers.get(q.output[0], 0) != 1:
+            continue
+        source = q.input[0]
+        src_node = producer.get(source)
+        if src_node is None or readers.get(source, 0) != 1:
+            continue  # a graph input, or read elsewhere too: leave it
+        drop += [q, dq]
+        renames[source] = name
+        params[name] = (q.input[1], q.input[2] if len(q.input) > 2 else "")
+    if not drop:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    # What the output was quantized with, so convert_output_type can still make it 8-bit with
+    # the calibrated scale (Furiosa's recipe: quantize, then 8-bit outputs).
+    inits = {i.name: i for i in model.graph.initializer}
+    props = {p.key: p.value for p in model.metadata_props}
+    for name, (scale_name, zp_name) in params.items():
+        scale = float(onnx.numpy_helper.to_array(inits[scale_name]).ravel()[0])
+        zp_init = inits.get(zp_name)
+        zp = onnx.numpy_helper.to_array(zp_init) if zp_init is not None else np.uint8(0)
+        props[f"{FLOAT_OUTPUT_KEY}.{name}.scale"] = repr(scale)
+        props[f"{FLOAT_OUTPUT_KEY}.{name}.zero_point"] = str(int(np.asarray(zp).ravel()[0]))
+        props[f"{FLOAT_OUTPUT_KEY}.{name}.dtype"] = str(np.asarray(zp).dtype)
+    onnx.helper.set_model_props(out, props)
+    dropped = {id(n) for n in drop}
+    kept = [n for n in model.graph.node if id(n) not in dropped]
+    del out.graph.node[:]
+    for n in kept:
+        copy = out.graph.node.add()
+        copy.CopyFrom(n)
+        for i, o in enumerate(copy.output):
+            if o in renames:
+                copy.output[i] = renames[o]
     return out
 
 
