@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -8,6 +9,7 @@ from models import failing_model, fixed_batch_model, identity_model, matmul_mode
 
 import nnperf
 from nnperf import EngineError, InvalidInputError
+from nnperf.device import available_cores
 
 
 def test_run_accepts_array_list_and_dict():
@@ -236,3 +238,20 @@ def test_pinned_device_runs(tmp_path):
     if len(cores) >= 2:
         with nnperf.create(matmul_model(), device=f"cpu:{cores[0]}-{cores[1]}") as sess:
             assert sess.run(np.ones((1, 16), np.float32))[0].shape == (1, 8)
+
+
+@pytest.mark.skipif(len(available_cores()) < 2, reason="needs two cores")
+def test_pinned_device_pins_session_run():
+    """Issue 15: device='cpu:1' was not pinned for Session.run (only runner workers were)."""
+    core = available_cores()[-1]
+    seen = []
+
+    def work():
+        with nnperf.create(matmul_model(), device=f"cpu:{core}") as s:
+            s.run(np.ones((1, 16), np.float32))
+            seen.append(os.sched_getaffinity(0))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen == [{core}]

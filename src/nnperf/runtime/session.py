@@ -137,7 +137,9 @@ class Session:
         self._closed = False
         self._local = threading.local()
         self._counter = itertools.count()
-        self._single = first if len(self.instances) == 1 else None
+        # The fast path skips the per-thread lookup; a pinned instance takes that lookup, which
+        # pins each calling thread once (see :meth:`run`).
+        self._single = first if len(self.instances) == 1 and not self.device.pinned else None
         session_created(self)
 
     # -- metadata -------------------------------------------------------------------------------
@@ -179,25 +181,35 @@ class Session:
         if index is None:
             index = next(self._counter) % len(self.instances)
             self._local.index = index
+            self._pin(index)
         return index, self.instances[index]
+
+    def _pin(self, index: int) -> None:
+        spec = self.device.instances[index]
+        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {spec.cores[0]})  # pid 0: this thread, on Linux
 
     def bind_thread(self, index: int) -> EngineInstance:
         """Make the calling thread run on instance ``index % instances`` and return it.
 
-        On a pinned device (``cpu:0,cpu:1``) the thread is also pinned to the instance's first
-        core: the calling thread is the instance's first compute thread, and onnxruntime pins the
-        others (onnxruntime's ``intra_op_thread_affinities``; OpenVINO's stream threads inherit
-        the affinity they were compiled under). Worker threads call this once.
+        On a pinned device (``cpu:1``, ``cpu:0,cpu:1``) the thread is also pinned to the
+        instance's first core: the calling thread is the instance's first compute thread, and
+        onnxruntime pins the others (onnxruntime's ``intra_op_thread_affinities``; OpenVINO's
+        stream threads inherit the affinity they were compiled under). Worker threads call this
+        once; a thread that calls :meth:`run` without it is bound (and pinned) on its first run.
         """
         index %= len(self.instances)
         self._local.index = index
-        spec = self.device.instances[index]
-        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {spec.cores[0]})  # pid 0: this thread, on Linux
+        self._pin(index)
         return self.instances[index]
 
     def run(self, inputs: Inputs) -> list[np.ndarray]:
         """Run one query and return every output, in :attr:`outputs` order.
+
+        On a pinned device (``cpu:1``) the calling thread is bound to an instance and pinned to
+        its core on its first run, and stays pinned: the query runs where the device string
+        says, as on a Runner's workers. Call from a thread of your own if the caller's other
+        work must not be pinned.
 
         Args:
             inputs: one array (single-input models), a list in input order, or a dict by name.
