@@ -72,7 +72,6 @@ def test_latency_objective_report(model_path: str, capsys: pytest.CaptureFixture
         (["tune", "MODEL", "--objective", "latency", "--latency-budget-ms", "5"], "applies to"),
         (["tune", "MODEL", "--variant", "int8"], "NAME=MODEL"),
         (["tune", "MODEL", "--device-candidates", "gpu"], "device"),
-        (["tune", "/no/such/model.onnx"], "does not exist"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -82,6 +81,13 @@ def test_bad_input_exits_2_with_one_line(
     assert main([*argv, "--time-budget-s", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nnperf: error:") and needle in err
+
+
+def test_missing_model_exits_1_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # ModelLoadError is a runtime/environment failure (exit 1), not a usage error
+    assert main(["tune", "/no/such/model.onnx", "--time-budget-s", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nnperf: error:") and "does not exist" in err
 
 
 @pytest.mark.parametrize(

@@ -212,8 +212,15 @@ def run_side_by_side(
     try:
         for cfg in configs:
             sessions.append(Session(blob, config=cfg))
-        rows_n = sessions[0].config.batch_size or 1
-        feed = make_feeds(sessions[0].inputs, batch_size=rows_n, specs=inputs, seed=seed)
+        first = sessions[0].config
+        feed = make_feeds(
+            sessions[0].inputs,
+            batch_size=first.batch_size or 1,
+            specs=inputs,
+            seed=seed,
+            dims=first.dims,
+            shapes=first.shapes,
+        )
         ref = sessions[0].run(feed)
         agreement = [(0.0, 1.0)] + [_agreement(ref, s.run(feed)) for s in sessions[1:]]
         results: list[list[BenchResult]] = [[] for _ in sessions]
