@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
+
+from nnperf.cli.output import Output, add_output_arguments, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 
 __all__ = ["register", "run"]
 
@@ -15,14 +16,16 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "inspect",
         help="show a model's IO, operators, FLOPs and where each node runs",
-        description="Like AWS Neuron's analyze_model: IO, op-type histogram, parameter count, "
-        "FLOPs of Conv/MatMul/Gemm at batch 1, and execution-provider placement of the "
-        "engine-optimised graph.",
+        description="Like AWS Neuron's analyze_model: IO, op-type histogram, parameter count "
+        "(initializers and Constant nodes), FLOPs of Conv/MatMul/Gemm at batch 1 or at the "
+        "--shape/--dim given (n/a while a dim is unknown), and execution-provider placement of "
+        "the engine-optimised graph.",
     )
     p.add_argument("model", help="path to an .onnx file or zoo:NAME")
     p.add_argument("--device", default=None, help="device string (default: $NNPERF_DEVICES or cpu)")
     p.add_argument("--config", default=None, help="RunConfig JSON file (default: none)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+    add_shape_arguments(p)
+    add_output_arguments(p, document="nnperf.inspect/2", formats=("text", "json"))
     p.set_defaults(func=run)
 
 
@@ -30,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     """Print (and optionally save) the model report."""
     from nnperf.analyze import analyze_model
 
-    report = analyze_model(args.model, config=args.config, device=args.device)
-    print(report.render())
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    out = Output(args.json, args.format)
+    dims, shapes = dims_and_shapes(args)
+    report = analyze_model(
+        args.model, config=args.config, device=args.device, dims=dims, shapes=shapes
+    )
+    out.report(report.render())
+    out.document(with_provenance(report.to_dict(), args))
     return 0

@@ -1,6 +1,7 @@
 """JSON Schemas (draft 2020-12) of nnperf's documents, shipped with the package.
 
-``bench-2.json`` (``nnperf.bench/2``) and ``sweep-1.json`` (``nnperf.sweep/1``). Load one with :func:`load_schema` and check a document with any JSON Schema
+``bench-2.json`` (``nnperf.bench/2``), ``sweep-1.json`` (``nnperf.sweep/1``) and ``inspect-2.json``
+(``nnperf.inspect/2``). Load one with :func:`load_schema` and check a document with any JSON Schema
 validator (``jsonschema.validate(doc, load_schema("bench-2"))``).
 """
 
@@ -15,7 +16,7 @@ from nnperf.errors import NotFoundError
 
 __all__ = ["SCHEMAS", "load_schema"]
 
-SCHEMAS = ("bench-2", "sweep-1")
+SCHEMAS = ("bench-2", "sweep-1", "inspect-2")
 
 
 @cache
