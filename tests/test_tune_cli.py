@@ -50,8 +50,12 @@ def test_tune_writes_cache_report_json_then_hits(
     text = capsys.readouterr().out
     for needle in ("prepare ms", "warm-up ms", "QPS (samples/s)", "winner:", "why:", " * "):
         assert needle in text
+    # The instances trade-off is judged on memory and CPU too, not on speed alone.
+    assert "cpu %" in text and "peak MiB" in text
     data = json.loads(out_json.read_text())
     assert data["schema"] == "nnperf.tune/1" and data["candidates"]
+    run = data["candidates"][0]["measurements"][0]
+    assert run["peak_rss_mib"] > 0 and run["cpu_percent"] > 0
     assert RunConfig.load(out_json) == RunConfig.load(cache)
     assert main(argv) == 0
     assert "cache hit" in capsys.readouterr().out
@@ -144,3 +148,19 @@ def test_real_subprocess(model_path: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "winner:" in proc.stdout and cache.exists()
+
+
+def test_measurements_from_older_caches_load_without_memory() -> None:
+    import math
+
+    from nnperf.tune.search import Measurement
+
+    old = {"value": 1.0, "prepare_ms": 1.0, "warmup_ms": 1.0, "p50_ms": 1.0, "p99_ms": 1.0,
+           "samples_per_s": 1.0, "duration_s": 1.0, "wall_s": 1.0, "phase": "prune"}  # fmt: skip
+    m = Measurement.from_dict(old)
+    assert math.isnan(m.peak_rss_mib) and math.isnan(m.cpu_percent)
+    assert m.to_dict()["peak_rss_mib"] is None
+    assert (
+        Measurement.from_dict({**old, "peak_rss_mib": 80.5, "cpu_percent": 190.0}).cpu_percent
+        == 190.0
+    )

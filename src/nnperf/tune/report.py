@@ -34,7 +34,7 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
     obj = r.objective
     m = r.machine
     lines = [
-        "=" * 100,
+        "=" * 116,
         f"nnperf tune: {r.model.get('name', '?')} (sha256 {str(r.key.get('model_sha256', ''))[:12]})"
         f"  objective: {obj.describe()}",
     ]
@@ -52,11 +52,11 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
             f"searched {measured} of {r.space.get('size', '?')} configurations in the space with "
             f"{n_runs} runs in {r.elapsed_s:.1f} s (budget {r.time_budget_s:g} s)"
         )
-    lines.append("-" * 100)
+    lines.append("-" * 116)
     value_head = "QPS (samples/s)" if obj.kind == "throughput" else f"p{obj.percentile} ms"
     lines.append(
         f"   {'candidate':<38} {'status':<18} {'runs':>4} {'prepare ms':>10} {'warm-up ms':>10} "
-        f"{'infer p50 ms':>12} {value_head:>16} {'noise':>7}"
+        f"{'infer p50 ms':>12} {value_head:>16} {'noise':>7} {'cpu %':>6} {'peak MiB':>8}"
     )
     ordered = sorted(
         r.candidates,
@@ -74,11 +74,12 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
         lines.append(
             f" {mark} {c.label[:38]:<38} {c.status[:18]:<18} {len(c.measurements):>4} "
             f"{_fmt(c.stage_ms('prepare_ms')):>10} {_fmt(c.stage_ms('warmup_ms')):>10} "
-            f"{_fmt(c.stage_ms('p50_ms'), 3):>12} {_fmt(c.median, digits):>16} {noise:>7}"
+            f"{_fmt(c.stage_ms('p50_ms'), 3):>12} {_fmt(c.median, digits):>16} {noise:>7} "
+            f"{_fmt(c.stage_ms('cpu_percent'), 0):>6} {_fmt(c.stage_ms('peak_rss_mib'), 1):>8}"
         )
         if c.error:
             lines.append(f"     error: {c.error[:150]}")
-    lines.append("-" * 100)
+    lines.append("-" * 116)
     lines.append(f"winner: {r.winner.label}")
     lines.append(f"why: {r.reason}")
     variant = r.winner.candidate.variant
@@ -94,5 +95,5 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
     if m:
         versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
         lines.append(f"machine: {m.get('cpu')}, {m.get('cores_available')} core(s); {versions}")
-    lines.append("=" * 100)
+    lines.append("=" * 116)
     return "\n".join(lines)
