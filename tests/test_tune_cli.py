@@ -36,6 +36,7 @@ def test_tune_writes_cache_report_json_then_hits(
         "1.5",
         "--device-candidates",
         "cpu(1)",
+        "--device-candidates",
         "cpu(1)*2",
         "--batch-sizes",
         "1",
@@ -56,6 +57,7 @@ def test_tune_writes_cache_report_json_then_hits(
     assert data["schema"] == "nnperf.tune/1" and data["candidates"]
     run = data["candidates"][0]["measurements"][0]
     assert run["peak_rss_mib"] > 0 and run["cpu_percent"] > 0
+    assert data["provenance"]["argv"][:2] == ["nnperf", "tune"]
     assert RunConfig.load(out_json) == RunConfig.load(cache)
     assert main(argv) == 0
     assert "cache hit" in capsys.readouterr().out

@@ -4,15 +4,17 @@ table (load, warm-up, latency, throughput, output agreement)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
+
+OPTIMIZE_SCHEMA = "nnperf.optimize/1"
 
 
 def _floats(text: str) -> list[float]:
@@ -136,7 +138,7 @@ def register(sub: Any) -> None:
         "edited model; specific to this CPU (default: off)",
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    add_output_arguments(p, document="nnperf.optimize/1")
     p.set_defaults(func=run)
 
 
@@ -147,15 +149,26 @@ def _permute_feed(x: np.ndarray, perm: list[int]) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     """Apply the edits, write the model, print the before/after table."""
+    out = Output(args.json)
+    check_output_path(args.output, "-o/--output", stdout=False)
+    with out.prints_to_report():
+        result = _optimize(args)
+    out.document(with_provenance({"schema": OPTIMIZE_SCHEMA, **result}, args))
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> dict[str, Any]:
     import onnx
 
-    from nnperf.optimize.editor import ModelEditor, as_proto, get_pure_input_names
+    from nnperf.model import load_proto
+    from nnperf.optimize.editor import ModelEditor, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
     from nnperf.optimize.measure import compare_before_after, format_table
     from nnperf.optimize.precision import convert_precision
     from nnperf.optimize.quantize import random_dataset
 
-    original = as_proto(args.model)
+    # Tensors kept as external data are read in: the edits work on the model in memory.
+    original = load_proto(args.model)
     inputs = get_pure_input_names(original)
     name = args.input or inputs[0]
     if name not in inputs:
@@ -254,6 +267,4 @@ def run(args: argparse.Namespace) -> int:
             "provider has no fp16 Conv/MatMul kernels and casts back to fp32 around them"
         )
     result["comparison"] = comp.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return result

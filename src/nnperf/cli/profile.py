@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from nnperf.bench.inputs import make_feeds
 from nnperf.cli.args import non_negative_int
+from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.errors import InvalidInputError
+from nnperf.model import graph_io, load_model
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
 from nnperf.runtime import Session, resolve_config
+from nnperf.types import check_dims_and_shapes
 
 __all__ = ["register", "run"]
 
@@ -45,12 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--trace-output", default=None, metavar="FILE", help="write a Chrome trace (default none)"
     )
-    p.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="stdout format: text tables or one JSON object (default text)",
-    )
+    add_shape_arguments(p)
+    add_output_arguments(p, document="nnperf.profile/1", formats=("text", "json"))
     p.add_argument("--seed", type=int, default=0, help="random input seed (default 0)")
     p.set_defaults(func=run)
 
@@ -62,10 +61,20 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"--{flag.replace('_', '-')}: got {getattr(args, flag)}, expected >= 1"
             )
+    out = Output(args.json, args.format)
+    if args.trace_output:
+        check_output_path(args.trace_output, "--trace-output", stdout=False)
+    dims, shapes = dims_and_shapes(args)
     cfg = resolve_config(None, device=args.device, batch_size=args.batch_size)
+    if dims or shapes:
+        cfg = cfg.replace(dims=dims, shapes=shapes)
+    blob = load_model(args.model)
+    check_dims_and_shapes(graph_io(blob).inputs, dims=dims, shapes=shapes)
     with profile(file=args.trace_output, operators=args.ops) as prof:
-        session = Session(args.model, config=cfg)
-        feeds = make_feeds(session.inputs, batch_size=args.batch_size, seed=args.seed)
+        session = Session(blob, config=cfg)
+        feeds = make_feeds(
+            session.inputs, batch_size=args.batch_size, seed=args.seed, dims=dims, shapes=shapes
+        )
         with prof.record("warm up"):
             for _ in range(args.warmup_iters):
                 session.run(feeds)
@@ -88,22 +97,24 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     session.close()
-    if args.format == "json":
-        print(json.dumps(_json(df, advice, args), indent=2))
-        return 0
-    print(f"nnperf profile {args.model}: {args.queries} queries, batch {args.batch_size}")
-    print(tables.summary_text(df))
-    print("\nEngine executions (ns)")
-    print(tables.render(tables.device_executions(df), max_rows=10))
+    text = [
+        f"nnperf profile {args.model}: {args.queries} queries, batch {args.batch_size}",
+        tables.summary_text(df),
+        "\nEngine executions (ns)",
+        tables.render(tables.device_executions(df), max_rows=10),
+    ]
     if args.ops:
-        print("\nOperators by type (ns; share of engine time)")
-        print(tables.render(tables.operators(df)))
-        print("\nExternal operators (ns)")
-        print(tables.render(tables.external_operators(df), max_rows=10))
-    print("\nAdvice")
-    print("\n".join(str(a) for a in advice) if advice else "- nothing stands out")
+        text += [
+            "\nOperators by type (ns; share of engine time)",
+            tables.render(tables.operators(df)),
+            "\nExternal operators (ns)",
+            tables.render(tables.external_operators(df), max_rows=10),
+        ]
+    text += ["\nAdvice", "\n".join(str(a) for a in advice) if advice else "- nothing stands out"]
+    out.report("\n".join(text))
+    out.document(with_provenance(_json(df, advice, args), args, warmup=args.warmup_iters))
     if args.trace_output:
-        print(f"\nChrome trace written to {args.trace_output} (open in ui.perfetto.dev)")
+        out.status(f"Chrome trace written to {args.trace_output} (open in ui.perfetto.dev)")
     return 0
 
 

@@ -4,7 +4,6 @@ configuration chosen by measurement, with a before/after table."""
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.errors import InvalidInputError
 
 __all__ = ["load_calibration", "register", "run"]
+
+QUANTIZE_SCHEMA = "nnperf.quantize/1"
 
 
 def register(sub: Any) -> None:
@@ -92,14 +95,58 @@ def register(sub: Any) -> None:
         "with_quantize=False; default: float inputs)",
     )
     p.add_argument("--iters", type=int, default=20, help="timed runs per model (default 20)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    add_shape_arguments(p)
+    add_output_arguments(p, document="nnperf.quantize/1")
     p.set_defaults(func=run)
 
 
-def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
-    """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files."""
+def _random_samples(
+    model: Any,
+    count: int,
+    *,
+    dims: dict[str, int] | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """``count`` random samples (uniform [0, 1) floats, small ints) at batch 1; a symbolic
+    non-batch dim must be sized with ``dims`` / ``shapes`` (no silent 1)."""
+    from nnperf.model import graph_io, load_model
+    from nnperf.types import TensorDesc, check_dims_and_shapes, concrete_shape
+
+    declared = graph_io(load_model(model)).inputs
+    check_dims_and_shapes(declared, dims=dims, shapes=shapes)
+    rng = np.random.default_rng(0)
+    sized = [
+        TensorDesc(d.name, tuple((shapes or {})[d.name]), d.dtype)
+        if d.name in (shapes or {})
+        else d
+        for d in declared
+    ]
+    out = []
+    for _ in range(count):
+        feed: dict[str, np.ndarray] = {}
+        for d in sized:
+            shape = concrete_shape(d, batch=1, dims=dims)
+            if np.issubdtype(np.dtype(d.dtype), np.floating):
+                feed[d.name] = rng.random(shape, dtype=np.float32).astype(d.dtype)
+            else:
+                feed[d.name] = rng.integers(0, 2, size=shape).astype(d.dtype)
+        out.append(feed)
+    return out
+
+
+def load_calibration(
+    spec: str,
+    model: Any,
+    *,
+    dims: dict[str, int] | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files.
+
+    Raises:
+        InvalidInputError: a bad spec, or (``random:N``) a symbolic non-batch dim without a size.
+    """
     from nnperf.optimize.editor import get_pure_input_names
-    from nnperf.optimize.quantize import random_dataset
 
     if spec.startswith("random:"):
         try:
@@ -108,7 +155,7 @@ def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
             count = 0
         if count < 1:
             raise InvalidInputError(f"--calibration: got {spec!r}, expected random:N with N >= 1")
-        return random_dataset(model, count, seed=0)
+        return _random_samples(model, count, dims=dims, shapes=shapes)
     folder = Path(spec)
     if not folder.is_dir():
         raise InvalidInputError(
@@ -153,9 +200,21 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate, quantize, print the choice and the before/after table."""
+    out = Output(args.json)
+    check_output_path(args.output, "-o/--output", stdout=False)
+    dims, shapes = dims_and_shapes(args)
+    with out.prints_to_report():
+        result = _quantize(args, dims, shapes)
+    out.document(with_provenance({"schema": QUANTIZE_SCHEMA, **result}, args))
+    return 0
+
+
+def _quantize(
+    args: argparse.Namespace, dims: dict[str, int], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, Any]:
     import onnx
 
-    from nnperf.optimize.editor import as_proto
+    from nnperf.model import load_proto
     from nnperf.optimize.measure import compare_before_after, format_table
     from nnperf.optimize.quantize import (
         Calibrator,
@@ -165,9 +224,10 @@ def run(args: argparse.Namespace) -> int:
         quantize,
     )
 
-    float_model = as_proto(args.model)
+    # Tensors kept as external data are read in: the quantizer works on the model in memory.
+    float_model = load_proto(args.model)
     model = prepare(float_model) if args.prepare else float_model
-    data = load_calibration(args.calibration, model)
+    data = load_calibration(args.calibration, model, dims=dims, shapes=shapes)
     with (
         Calibrator(model, args.method, percentage=args.percentage) as cal,
         _progress(f"calibrating ({args.method})", len(data)) as tick,
@@ -264,6 +324,4 @@ def run(args: argparse.Namespace) -> int:
             "time in 'nnperf profile' (external operators) and ops without int8 kernels"
         )
     result["comparison"] = comp.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return result
