@@ -6,7 +6,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -137,9 +137,10 @@ class Session:
         self._closed = False
         self._local = threading.local()
         self._counter = itertools.count()
-        # The fast path skips the per-thread lookup; a pinned instance takes that lookup, which
-        # pins each calling thread once (see :meth:`run`).
-        self._single = first if len(self.instances) == 1 and not self.device.pinned else None
+        # The fast path: one unpinned instance, no per-thread lookup. A pinned device takes the
+        # lookup and runs each query on the instance's core (see :meth:`run`).
+        self._pinned = self.device.pinned and hasattr(os, "sched_setaffinity")
+        self._single = first if len(self.instances) == 1 and not self._pinned else None
         session_created(self)
 
     # -- metadata -------------------------------------------------------------------------------
@@ -181,35 +182,43 @@ class Session:
         if index is None:
             index = next(self._counter) % len(self.instances)
             self._local.index = index
-            self._pin(index)
         return index, self.instances[index]
-
-    def _pin(self, index: int) -> None:
-        spec = self.device.instances[index]
-        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {spec.cores[0]})  # pid 0: this thread, on Linux
 
     def bind_thread(self, index: int) -> EngineInstance:
         """Make the calling thread run on instance ``index % instances`` and return it.
 
-        On a pinned device (``cpu:1``, ``cpu:0,cpu:1``) the thread is also pinned to the
-        instance's first core: the calling thread is the instance's first compute thread, and
-        onnxruntime pins the others (onnxruntime's ``intra_op_thread_affinities``; OpenVINO's
-        stream threads inherit the affinity they were compiled under). Worker threads call this
-        once; a thread that calls :meth:`run` without it is bound (and pinned) on its first run.
+        On a pinned device (``cpu:0,cpu:1``) the thread is also pinned to the instance's first
+        core: the calling thread is the instance's first compute thread, and onnxruntime pins the
+        others (onnxruntime's ``intra_op_thread_affinities``; OpenVINO's stream threads inherit
+        the affinity they were compiled under). Worker threads call this once.
         """
         index %= len(self.instances)
         self._local.index = index
-        self._pin(index)
+        spec = self.device.instances[index]
+        if spec.cores is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {spec.cores[0]})  # pid 0: this thread, on Linux
+            self._local.bound = True
         return self.instances[index]
+
+    def _on_core(self, index: int, call: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
+        """``call()`` with the calling thread pinned to instance ``index``'s first core, its own
+        affinity restored afterwards (about 2 µs; threads that :meth:`bind_thread` skip it)."""
+        spec = self.device.instances[index]
+        if spec.cores is None or getattr(self._local, "bound", False):
+            return call()
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {spec.cores[0]})
+        try:
+            return call()
+        finally:
+            os.sched_setaffinity(0, before)
 
     def run(self, inputs: Inputs) -> list[np.ndarray]:
         """Run one query and return every output, in :attr:`outputs` order.
 
-        On a pinned device (``cpu:1``) the calling thread is bound to an instance and pinned to
-        its core on its first run, and stays pinned: the query runs where the device string
-        says, as on a Runner's workers. Call from a thread of your own if the caller's other
-        work must not be pinned.
+        On a pinned device (``cpu:1``, ``cpu:0-1``) the query runs with the calling thread pinned
+        to the instance's first core (the thread's own affinity is restored when ``run``
+        returns), so it runs where the device string says, as on a Runner's workers.
 
         Args:
             inputs: one array (single-input models), a list in input order, or a dict by name.
@@ -227,7 +236,10 @@ class Session:
         single = self._single
         if single is not None:
             return single.run(feeds)
-        return self._instance()[1].run(feeds)
+        index, inst = self._instance()
+        if self._pinned:
+            return self._on_core(index, lambda: inst.run(feeds))
+        return inst.run(feeds)
 
     def run_with(
         self, outputs: Sequence[str], inputs: Mapping[str, np.ndarray]
@@ -250,7 +262,10 @@ class Session:
         if self.observers.items:
             return self._observed(list(outputs), inputs)
         feeds = self._validator.normalise(inputs)
-        return self._instance()[1].run_outputs(list(outputs), feeds)
+        index, inst = self._instance()
+        if self._pinned:
+            return self._on_core(index, lambda: inst.run_outputs(list(outputs), feeds))
+        return inst.run_outputs(list(outputs), feeds)
 
     def _observed(self, names: list[str] | None, inputs: Inputs) -> list[np.ndarray]:
         """The run with timestamps for observers (profiler, bench)."""
@@ -262,7 +277,15 @@ class Session:
             feeds = self._validator.normalise(inputs)
             engine_start = time.perf_counter_ns()
             try:
-                result = inst.run(feeds) if names is None else inst.run_outputs(names, feeds)
+                if self._pinned:
+                    result = self._on_core(
+                        index,
+                        lambda: (
+                            inst.run(feeds) if names is None else inst.run_outputs(names, feeds)
+                        ),
+                    )
+                else:
+                    result = inst.run(feeds) if names is None else inst.run_outputs(names, feeds)
             finally:
                 engine_end = time.perf_counter_ns()
             return result
