@@ -24,7 +24,7 @@ import numpy as np
 
 from nnperf.bench.config import BenchConfig, Scenario, scenario_of
 from nnperf.bench.inputs import batch_of, describe_feeds, make_feeds
-from nnperf.bench.resources import MemoryReport, peak_rss_mib, reset_peak_rss, rss_mib
+from nnperf.bench.resources import MemoryMeter
 from nnperf.bench.scenarios import BenchResult, ProgressFn, build_result, run_scenario
 from nnperf.bench.sut import HttpSUT
 from nnperf.errors import InvalidInputError, NnperfError
@@ -132,9 +132,8 @@ def run_remote_benchmark(
         token=token,
         warmup_queries=warmup_queries,
     )
-    memory = MemoryReport()
-    reset_ok = reset_peak_rss()
-    memory.rss_before_mib = rss_mib()
+    meter = MemoryMeter()
+    meter.start()
     try:
         measured = run_scenario(sut, bench, progress=progress)
     except (ConnectionError, OSError) as exc:
@@ -143,7 +142,7 @@ def run_remote_benchmark(
         raise InvalidInputError(
             f"cannot reach {url}: {exc}; is 'nnperf serve' (or another v2 server) running there?"
         ) from None
-    memory.peak_rss_mib, memory.peak_scope = peak_rss_mib(reset_ok)
+    memory = meter.report()
     first = sut.feeds[0]
     default = "array" if inputs is not None else "random"
     fed = describe_feeds(first, specs, default=default)

@@ -12,10 +12,18 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CpuClock", "MemoryReport", "peak_rss_mib", "reset_peak_rss", "rss_mib"]
+__all__ = [
+    "CpuClock",
+    "MemoryMeter",
+    "MemoryReport",
+    "peak_rss_mib",
+    "reset_peak_rss",
+    "rss_mib",
+]
 
 _STATUS = "/proc/self/status"
 
@@ -61,13 +69,13 @@ def peak_rss_mib(reset_ok: bool) -> tuple[float, str]:
     return (peak / 2**20 if sys.platform == "darwin" else peak / 1024.0), "process"
 
 
-@dataclass
+@dataclass(frozen=True)
 class MemoryReport:
     """Resident memory of one run, in MiB.
 
     Attributes:
         rss_before_mib: before the model was loaded.
-        load_mib: what loading the model and every instance added.
+        load_mib: what loading the model and every instance added (``None``: not loaded here).
         per_instance_mib: what each instance added as it loaded, plus its first (warm-up) run,
             where the arena and memory pattern are allocated; empty when instances were not
             loaded (or first run) one at a time under the benchmark's eye (a session passed in,
@@ -78,7 +86,7 @@ class MemoryReport:
 
     rss_before_mib: float = 0.0
     load_mib: float | None = None
-    per_instance_mib: list[float] = field(default_factory=list)
+    per_instance_mib: tuple[float, ...] = ()
     peak_rss_mib: float = 0.0
     peak_scope: str = "process"
 
@@ -91,6 +99,32 @@ class MemoryReport:
             "load_mib": None if self.load_mib is None else round(self.load_mib, 1),
             "per_instance_mib": [round(m, 1) for m in self.per_instance_mib],
         }
+
+
+class MemoryMeter:
+    """Measures one run: :meth:`start` before loading, :meth:`report` after measuring."""
+
+    def __init__(self) -> None:
+        self._reset_ok = False
+        self._before = 0.0
+
+    def start(self) -> None:
+        """Reset the peak mark and note the resident set before loading."""
+        self._reset_ok = reset_peak_rss()
+        self._before = rss_mib()
+
+    def report(
+        self, load_mib: float | None = None, per_instance_mib: Sequence[float] = ()
+    ) -> MemoryReport:
+        """The run's memory, peak read now."""
+        peak, scope = peak_rss_mib(self._reset_ok)
+        return MemoryReport(
+            rss_before_mib=self._before,
+            load_mib=load_mib,
+            per_instance_mib=tuple(per_instance_mib),
+            peak_rss_mib=peak,
+            peak_scope=scope,
+        )
 
 
 class CpuClock:

@@ -51,7 +51,7 @@ from nnperf.bench.inputs import (
     make_feeds,
 )
 from nnperf.bench.machine import machine_info
-from nnperf.bench.resources import CpuClock, MemoryReport, peak_rss_mib, reset_peak_rss, rss_mib
+from nnperf.bench.resources import CpuClock, MemoryMeter, MemoryReport, rss_mib
 from nnperf.bench.schedule import poisson_arrivals
 from nnperf.bench.stats import LatencyStats, Stability, Validity, stability, thin_samples
 from nnperf.bench.sut import ExecutorSUT, Mode, SessionSUT, SystemUnderTest
@@ -167,6 +167,14 @@ class _Recorder:
         if len(self.done) + self.failures >= self.queries and t1 - self.t0 >= self.duration_ns:
             self.event.set()
 
+    def finish(self, t0: int, exc: BaseException | None) -> None:
+        """One completion reported by a system under test (``done(error)``)."""
+        t1 = time.perf_counter_ns()
+        if exc is None:
+            self.ok(t0, t1)
+        else:
+            self.failed(t1, exc)
+
     def abort(self, exc: BaseException) -> None:
         self.fatal.append(exc)
         self.event.set()
@@ -263,11 +271,7 @@ def _closed_callback(sut: SystemUnderTest, clients: int, rec: _Recorder, progres
     clock = time.perf_counter_ns
 
     def complete(t0: int, exc: BaseException | None) -> None:
-        t1 = clock()
-        if exc is None:
-            rec.ok(t0, t1)
-        else:
-            rec.failed(t1, exc)
+        rec.finish(t0, exc)
         if not rec.event.is_set():
             issue()
         out.remove()
@@ -332,11 +336,7 @@ def _open_loop(sut: SystemUnderTest, bench: BenchConfig, rec: _Recorder, progres
     clock = time.perf_counter_ns
 
     def complete(scheduled: int, exc: BaseException | None) -> None:
-        t1 = clock()
-        if exc is None:
-            rec.ok(scheduled, t1)
-        else:
-            rec.failed(t1, exc)
+        rec.finish(scheduled, exc)
         out.remove()
 
     issued = 0
@@ -788,6 +788,8 @@ class _Run:
     threads: tuple[int, ...]
     extra: dict[str, Any]
     closers: list[Callable[[], None]] = field(default_factory=list)
+    load_mib: float | None = None
+    per_instance_mib: tuple[float, ...] = ()
 
 
 def _warm(
@@ -830,8 +832,6 @@ def _session_run(
     *,
     specs: Mapping[str, str] | None,
     feeds: Mapping[str, np.ndarray] | None,
-    memory: MemoryReport,
-    notes: list[str],
 ) -> _Run:
     owns = session is None
     load_deltas: list[float] = []
@@ -850,11 +850,6 @@ def _session_run(
         }
         warm, first_run = _warm(sess.instances, feed, bench)
         stages.update(warm)
-        if owns:
-            memory.load_mib = sum(load_deltas)
-            memory.per_instance_mib = [
-                a + b for a, b in zip(load_deltas, first_run or [0.0] * len(load_deltas))
-            ]
         n_instances = len(sess.instances)
         extra: dict[str, Any] = {"api": bench.api}
         direct = (
@@ -911,6 +906,10 @@ def _session_run(
             threads=tuple(i.threads for i in sess.device.instances),
             extra=extra,
             closers=[sess.close] if owns else [],
+            load_mib=sum(load_deltas) if owns else None,
+            per_instance_mib=tuple(
+                a + b for a, b in zip(load_deltas, first_run or [0.0] * len(load_deltas))
+            ),
         )
     except BaseException:
         if owns:
@@ -944,7 +943,6 @@ def _pipeline_run(
     *,
     specs: Mapping[str, str] | None,
     feeds: Mapping[str, np.ndarray] | None,
-    memory: MemoryReport,
 ) -> _Run:
     """The model split into stages; only the stage sessions are loaded, timed and warmed up."""
     from nnperf.model import inline_external_data
@@ -962,7 +960,7 @@ def _pipeline_run(
     before = rss_mib()
     pipe = create_pipeline(whole, stages=bench.pipeline_stages, config=cfg)
     t2 = time.perf_counter_ns()
-    memory.load_mib = rss_mib() - before
+    load_mib = rss_mib() - before
     try:
         feed = _feed_for(pipe.inputs, cfg, bench, specs, feeds)
         FeedValidator(pipe.inputs).validate(feed)
@@ -999,6 +997,7 @@ def _pipeline_run(
             model={"name": blob.name, "path": blob.path, "sha256": blob.sha256},
             threads=tuple(s.device.instances[0].threads for s in pipe.sessions),
             extra=extra,
+            load_mib=load_mib,
         )
     except BaseException:
         pipe.close()
@@ -1131,15 +1130,12 @@ def run_benchmark(
             f"core(s); the instances take turns on the cores (try 'cpu(1)*{cores}')",
             notes,
         )
-    memory = MemoryReport()
-    reset_ok = reset_peak_rss()
-    memory.rss_before_mib = rss_mib()
+    meter = MemoryMeter()
+    meter.start()
     if bench.pipeline_stages is not None:
-        run = _pipeline_run(model, cfg, bench, specs=inputs, feeds=feeds, memory=memory)
+        run = _pipeline_run(model, cfg, bench, specs=inputs, feeds=feeds)
     else:
-        run = _session_run(
-            model, session, cfg, bench, specs=inputs, feeds=feeds, memory=memory, notes=notes
-        )
+        run = _session_run(model, session, cfg, bench, specs=inputs, feeds=feeds)
         if bench.scenario is Scenario.OFFLINE and isinstance(run.sut, SessionSUT):
             bench = bench.replace(concurrency=run.workers)
     if (
@@ -1162,7 +1158,7 @@ def run_benchmark(
     finally:
         for close in run.closers:
             close()
-    memory.peak_rss_mib, memory.peak_scope = peak_rss_mib(reset_ok)
+    memory = meter.report(run.load_mib, run.per_instance_mib)
     return build_result(
         bench,
         measured,

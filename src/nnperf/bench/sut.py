@@ -31,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from nnperf.bench.client import Connection, metadata, request_bytes, split_url, tensor_descs
 from nnperf.errors import EngineError, InvalidInputError, NnperfError, UnsupportedError
+from nnperf.protocol import HEADER_LENGTH, encode_request
 from nnperf.runtime.executor import Executor
 from nnperf.runtime.observers import Observers, RunEvent
 from nnperf.runtime.session import Session
-from nnperf.types import StrEnum
+from nnperf.types import StrEnum, TensorDesc
 
 __all__ = [
     "OFFLINE_ASYNC_CLIENTS",
@@ -425,7 +427,7 @@ class HttpSUT(_LoopSUT):
         model_name: str,
         *,
         feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
-        make: Callable[[Sequence[Any]], dict[str, np.ndarray]] | None = None,
+        make: Callable[[Sequence[TensorDesc]], dict[str, np.ndarray]] | None = None,
         connections: int = 1,
         binary: bool = True,
         version: str | None = None,
@@ -433,8 +435,6 @@ class HttpSUT(_LoopSUT):
         warmup_queries: int = 10,
     ) -> None:
         super().__init__()
-        from nnperf.bench.client import split_url
-
         if connections < 1:
             raise InvalidInputError(f"concurrency: got {connections}, expected >= 1")
         if feeds is not None and not feeds:
@@ -447,20 +447,17 @@ class HttpSUT(_LoopSUT):
         self.binary = binary
         self.feeds: list[dict[str, np.ndarray]] = [dict(f) for f in feeds or []]
         self._make = make
-        self.descs: list[Any] = []
+        self.descs: list[TensorDesc] = []
         self.connections = connections
         self.default_concurrency = connections
         self.warmup_queries = warmup_queries
         self.warmup_ms: list[float] = []
         self._payloads: list[bytes] = []
         self._next = 0
-        self._free: asyncio.Queue[Any] | None = None
-        self._conns: list[Any] = []
+        self._free: asyncio.Queue[Connection] | None = None
+        self._conns: list[Connection] = []
 
     async def open(self) -> None:
-        from nnperf.bench.client import Connection, metadata, request_bytes, tensor_descs
-        from nnperf.protocol import HEADER_LENGTH, encode_request
-
         first = Connection(self.host, self.port)
         self._conns = [first] + [
             Connection(self.host, self.port) for _ in range(self.connections - 1)
