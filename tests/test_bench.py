@@ -31,8 +31,8 @@ def test_latency_stats():
         "p99_9",
         "max",
         "stddev",
-        "cv",
     }
+    assert s.cv == pytest.approx(s.stddev_ms / s.mean_ms)
     assert d["p50"] == 2.5 and d["p90"] is None and d["p99_9"] is None  # 4 samples: p50 only
     with pytest.raises(InvalidInputError):
         LatencyStats.from_ns([])

@@ -663,7 +663,9 @@ class BenchResult:
             "memory": self.memory.to_dict(),
             "target_qps": self.target_qps,
             "server": self.server,
-            "stability": None if self.stability is None else self.stability.to_dict(),
+            "stability": None
+            if self.stability is None
+            else {**self.stability.to_dict(), "latency_cv": round(self.latency.cv, 6)},
             "validity": self.validity.to_dict(),
             "warnings": list(self.warnings),
             "provenance": self.provenance,

@@ -108,7 +108,8 @@ class LatencyStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``nnperf.bench/2``): ``n``, ``min``, ``mean``, ``p50`` … ``p99_9``, ``max``,
-        ``stddev``, ``cv``; a percentile is ``null`` with too few samples for it."""
+        ``stddev``; a percentile is ``null`` with too few samples for it (the coefficient of
+        variation is reported with the stability windows)."""
         out: dict[str, Any] = {
             "n": self.count,
             "min": round(self.min_ms, 6),
@@ -117,7 +118,7 @@ class LatencyStats:
         for p in PERCENTILES:
             value = self.percentile_ms(p)
             out[_key(p)] = None if value is None else round(value, 6)
-        out.update(max=round(self.max_ms, 6), stddev=round(self.stddev_ms, 6), cv=round(self.cv, 6))
+        out.update(max=round(self.max_ms, 6), stddev=round(self.stddev_ms, 6))
         return out
 
     def render_percentiles(self) -> str:
