@@ -187,15 +187,20 @@ def resolve_specs(inputs: Sequence[TensorDesc], specs: Mapping[str, str]) -> dic
     return out
 
 
+def _fits(desc: TensorDesc, shape: Sequence[int]) -> bool:
+    """Same rank, and the model's fixed sizes as they are."""
+    return len(shape) == len(desc.shape) and all(
+        not isinstance(d, int) or d == s for d, s in zip(desc.shape, shape)
+    )
+
+
 def _resolved(
     desc: TensorDesc, dims: Mapping[str, int], shapes: Mapping[str, Sequence[int]]
 ) -> TensorDesc:
     """``desc`` with the sizes ``--shape`` / ``--dim`` give filled in."""
     whole = shapes.get(desc.name)
     if whole is not None:
-        if len(whole) != len(desc.shape) or any(
-            isinstance(d, int) and d != s for d, s in zip(desc.shape, whole)
-        ):
+        if not _fits(desc, whole):
             raise InvalidInputError(
                 f"--shape {desc.name}:{'x'.join(map(str, whole))} does not fit the model's "
                 f"{desc.shape_str()}; expected rank {len(desc.shape)} with the fixed sizes as "
@@ -210,9 +215,7 @@ def _resolved(
 def _shape_for(desc: TensorDesc, batch: int, explicit: str | None) -> tuple[int, ...]:
     if explicit:
         shape = _parse_sizes(explicit, f"input {desc.name!r}")
-        if len(shape) != len(desc.shape) or any(
-            isinstance(d, int) and d != s for d, s in zip(desc.shape, shape)
-        ):
+        if not _fits(desc, shape):
             lead = desc.shape[0] if desc.shape else None
             hint = (
                 f" (the leading dim {shape[0]} differs from batch size {lead}: give the batch "
