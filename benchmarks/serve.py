@@ -42,6 +42,7 @@ import onnxruntime as ort
 
 import nnperf
 from nnperf.bench.remote import run_remote_benchmark
+from nnperf.bench.report import render_report
 from nnperf.runtime.aio import AsyncRunner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,7 +233,7 @@ def main() -> None:
                                      duration_s=args.soak_s, inputs={"input": x})  # fmt: skip
             rss1 = server.rss_kib()
             print(f"soak {args.soak_s:g} s at {qps:.0f} QPS (80 % of capacity):")
-            print("  " + r.summary().replace("\n", "\n  "))
+            print("  " + render_report(r).replace("\n", "\n  "))
             print(
                 f"  server RSS {rss0 / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB "
                 f"({100 * (rss1 - rss0) / rss0:+.2f} %, target <= +5 %)"

@@ -276,6 +276,23 @@ def bn_convnet(*, width: int = 16, size: int = 16, seed: int = 0) -> onnx.ModelP
     return _model(graph)
 
 
+# -- honest shapes and accounting (issue 15) -------------------------------------------------------
+
+
+def seq_model(hidden: int = 64, out: int = 8, seed: int = 0) -> onnx.ModelProto:
+    """``y = x @ W`` with ``x`` float32 [batch, seq, hidden]: a symbolic non-batch dim."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.standard_normal((hidden, out)).astype(np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "seq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", hidden])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", out])],
+        initializer=[w],
+    )
+    return _model(graph)
+
+
 def gather_model(rows: int = 10, width: int = 4) -> onnx.ModelProto:
     """``y = table[idx]``: a Gather whose int64 indices ``idx`` [batch] come from the request.
 
@@ -291,3 +308,61 @@ def gather_model(rows: int = 10, width: int = 4) -> onnx.ModelProto:
         initializer=[numpy_helper.from_array(table, "table")],
     )
     return _model(graph)
+
+
+def spatial_model(seed: int = 0) -> onnx.ModelProto:
+    """A detector-like conv net on ``images`` float32 [1, 3, h, w] (named spatial dims)."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.2).astype(np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "W"], ["y"], pads=[1, 1, 1, 1])],
+        "spatial",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, "h", "w"])],
+        initializer=[w],
+    )
+    return _model(graph)
+
+
+def exported_conv_model(seed: int = 0) -> onnx.ModelProto:
+    """As Paddle2ONNX writes models: weights in ``Constant`` nodes (no initializers) and every
+    dynamic dim stored as ``dim_value: -1`` (batch, height, width) on input ``x`` [-1, 3, -1, -1]."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.2).astype(np.float32), "wv")
+    b = numpy_helper.from_array(np.zeros(8, np.float32), "bv")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 1, 1])
+    for i, d in enumerate(x.type.tensor_type.shape.dim):
+        if i != 1:
+            d.dim_value = -1
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["W"], value=w),
+            helper.make_node("Constant", [], ["B"], value=b),
+            helper.make_node("Conv", ["x", "W", "B"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "exported",
+        [x],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model
+
+
+def save_with_external_data(model: onnx.ModelProto, folder: str, name: str = "model") -> str:
+    """Write ``model`` as ``folder/name.onnx`` with every tensor in ``folder/name.data`` (as
+    exporters write models over 2 GB); return the .onnx path."""
+    import copy
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.onnx")
+    onnx.save(
+        copy.deepcopy(model),
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=f"{name}.data",
+        size_threshold=0,
+    )
+    return path

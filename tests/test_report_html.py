@@ -64,8 +64,9 @@ def tune_doc() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A real bench run (today's nnperf.bench/1, no samples), a real profile with operators,
-    and hand-written sweep, side-by-side and tune documents."""
+    """A real bench run (nnperf.bench/2, with raw samples) and the same run as an older
+    nnperf.bench/1 document (no samples), a real profile with operators, and hand-written sweep,
+    side-by-side and tune documents."""
     d = tmp_path_factory.mktemp("docs")
     bench, prof = d / "bench.json", d / "profile.json"
     assert (
@@ -73,6 +74,12 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     )
     assert main(["profile", "zoo:mnist", "--ops", "--queries", "50", "--warmup-iters", "2",
                  "--json", str(prof), "--format", "json"]) == 0  # fmt: skip
+    old = json.loads(bench.read_text())
+    old.pop("samples", None)
+    old["schema"] = "nnperf.bench/1"
+    old["model"] = {**old["model"], "name": "mnist-v1"}
+    bench1 = d / "bench1.json"
+    bench1.write_text(json.dumps(old))
     sweep = d / "sweep.json"
     sweep.write_text(json.dumps(sweep_doc()))
     sbs = d / "sbs.json"
@@ -88,7 +95,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
                                "scenario": "single-stream", "rows": rows}))  # fmt: skip
     tune = d / "tune.json"
     tune.write_text(json.dumps(tune_doc()))
-    return [str(p) for p in (bench, sweep, prof, sbs, tune)]
+    return [str(p) for p in (bench, bench1, sweep, prof, sbs, tune)]
 
 
 def test_report_is_self_contained_with_every_section(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -8,6 +9,7 @@ from models import failing_model, fixed_batch_model, identity_model, matmul_mode
 
 import nnperf
 from nnperf import EngineError, InvalidInputError
+from nnperf.device import available_cores
 
 
 def test_run_accepts_array_list_and_dict():
@@ -236,3 +238,41 @@ def test_pinned_device_runs(tmp_path):
     if len(cores) >= 2:
         with nnperf.create(matmul_model(), device=f"cpu:{cores[0]}-{cores[1]}") as sess:
             assert sess.run(np.ones((1, 16), np.float32))[0].shape == (1, 8)
+
+
+@pytest.mark.skipif(len(available_cores()) < 2, reason="needs two cores")
+def test_pinned_device_pins_session_run():
+    """Issue 15: device='cpu:1' was not pinned for Session.run (only runner workers were).
+
+    The query runs with the calling thread on the instance's core, seen from another thread
+    while it runs; the caller's own affinity is back when run returns.
+    """
+    from models import deep_matmul_model
+
+    core = available_cores()[-1]
+    before = os.sched_getaffinity(0)
+    x = np.ones((64, 256), np.float32)
+    seen: set[frozenset[int]] = set()
+    done = threading.Event()
+    tid: list[int] = []
+    with nnperf.create(deep_matmul_model(), device=f"cpu:{core}") as sess:
+
+        def work():
+            tid.append(threading.get_native_id())
+            while not done.is_set():
+                sess.run(x)
+
+        t = threading.Thread(target=work)
+        t.start()
+        while not tid:
+            pass
+        for _ in range(400):
+            try:
+                seen.add(frozenset(os.sched_getaffinity(tid[0])))
+            except OSError:
+                break
+        done.set()
+        t.join()
+        sess.run(x)  # on this thread too: it is not left pinned afterwards
+    assert frozenset({core}) in seen
+    assert os.sched_getaffinity(0) == before

@@ -31,7 +31,7 @@ def test_bad_model_file_fails_before_binding(
 ) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
-    assert main(["serve", str(bad), "--port", "0"]) == 2
+    assert main(["serve", str(bad), "--port", "0"]) == 1  # ModelLoadError: exit 1
     assert "not a valid ONNX file" in capsys.readouterr().err
 
 
@@ -82,19 +82,21 @@ def test_remote_benchmark_scenarios(scenario: str, tmp_path: Path) -> None:
     plane = DataPlane([ModelSettings(name="mm", model=matmul_model(), max_batch_size=8)])
     with ServerHandle(create_app(plane, token="t")) as server:
         r = run_remote_benchmark(
-            server.url, "mm", scenario=scenario, queries=120, concurrency=4,
+            server.url, "mm", scenario=scenario, queries=120, duration_s=0.0,
+            concurrency=None if scenario == "single-stream" else 4,
             target_qps=400.0 if scenario == "server" else None, token="t",
         )  # fmt: skip
         assert r.errors == 0 and r.queries >= 120 and r.latency is not None
         assert r.latency.p50_ms <= r.latency.p99_ms and r.throughput_qps > 0
         d = r.to_dict()
-        assert d["schema"] == "nnperf.bench.remote/1" and d["latency_ms"]["p50"] > 0
+        assert d["schema"] == "nnperf.bench/2" and d["latency_ms"]["p50"] > 0
+        assert d["sut"] == "http" and d["extra"]["binary"] is True
         if scenario == "single-stream":
             xs = [{"x": np.full((1, 16), i, np.float32)} for i in range(3)]
             r2 = run_remote_benchmark(
                 server.url, "mm", queries=10, inputs=xs, binary=False, token="t"
             )
-            assert r2.errors == 0 and not r2.binary
+            assert r2.errors == 0 and not r2.extra["binary"]
             with pytest.raises(InvalidInputError, match="HTTP 401"):
                 run_remote_benchmark(server.url, "mm", queries=5, inputs=xs)
             with pytest.raises(NotFoundError):

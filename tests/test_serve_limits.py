@@ -408,7 +408,8 @@ def test_strict_repository_stops_on_a_bad_model(
         asyncio.run(plane.start())
     asyncio.run(plane.close(timeout_s=0))
     repo = str(_repository(tmp_path / "again"))
-    assert main(["serve", "--model-repository", repo, "--port", "0", "--strict"]) == 2
+    # a model that does not load is a runtime failure: exit 1 (usage errors are 2)
+    assert main(["serve", "--model-repository", repo, "--port", "0", "--strict"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nnperf: error:")
 

@@ -38,6 +38,7 @@ def test_tune_writes_cache_report_json_then_hits(
         "1.5",
         "--device-candidates",
         "cpu(1)",
+        "--device-candidates",
         "cpu(1)*2",
         "--batch-sizes",
         "1",
@@ -53,8 +54,13 @@ def test_tune_writes_cache_report_json_then_hits(
     for needle in ("prepare (ms)", "warm-up (ms)", "QPS (samples/s)", "winner:", "why:"):
         assert needle in text
     assert any(line.startswith("* ") for line in text.splitlines())
+    # The instances trade-off is judged on memory and CPU too, not on speed alone.
+    assert "cpu (%)" in text and "peak (MiB)" in text
     data = json.loads(out_json.read_text())
     assert data["schema"] == "nnperf.tune/1" and data["candidates"]
+    run = data["candidates"][0]["measurements"][0]
+    assert run["peak_rss_mib"] > 0 and run["cpu_percent"] > 0
+    assert data["provenance"]["argv"][:2] == ["nnperf", "tune"]
     assert RunConfig.load(out_json) == RunConfig.load(cache)
     assert main(argv) == 0
     assert "cache hit" in capsys.readouterr().out
@@ -84,7 +90,6 @@ def test_latency_objective_report(model_path: str, capsys: pytest.CaptureFixture
         (["tune", "MODEL", "--objective", "latency", "--latency-budget-ms", "5"], "applies to"),
         (["tune", "MODEL", "--variant", "int8"], "NAME=MODEL"),
         (["tune", "MODEL", "--device-candidates", "gpu"], "device"),
-        (["tune", "/no/such/model.onnx"], "does not exist"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -94,6 +99,13 @@ def test_bad_input_exits_2_with_one_line(
     assert main([*argv, "--time-budget-s", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nnperf: error:") and needle in err
+
+
+def test_missing_model_exits_1_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # ModelLoadError is a runtime/environment failure (exit 1), not a usage error
+    assert main(["tune", "/no/such/model.onnx", "--time-budget-s", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nnperf: error:") and "does not exist" in err
 
 
 @pytest.mark.parametrize(
@@ -150,3 +162,19 @@ def test_real_subprocess(model_path: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "winner:" in proc.stdout and cache.exists()
+
+
+def test_measurements_from_older_caches_load_without_memory() -> None:
+    import math
+
+    from nnperf.tune.search import Measurement
+
+    old = {"value": 1.0, "prepare_ms": 1.0, "warmup_ms": 1.0, "p50_ms": 1.0, "p99_ms": 1.0,
+           "samples_per_s": 1.0, "duration_s": 1.0, "wall_s": 1.0, "phase": "prune"}  # fmt: skip
+    m = Measurement.from_dict(old)
+    assert math.isnan(m.peak_rss_mib) and math.isnan(m.cpu_percent)
+    assert m.to_dict()["peak_rss_mib"] is None
+    assert (
+        Measurement.from_dict({**old, "peak_rss_mib": 80.5, "cpu_percent": 190.0}).cpu_percent
+        == 190.0
+    )

@@ -15,7 +15,15 @@ from nnperf.types import Dim, TensorDesc
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["GraphIO", "ModelBlob", "ModelSource", "graph_io", "load_model"]
+__all__ = [
+    "GraphIO",
+    "ModelBlob",
+    "ModelSource",
+    "graph_io",
+    "inline_external_data",
+    "load_model",
+    "load_proto",
+]
 
 ModelSource = Union[str, "os.PathLike[str]", bytes, "onnx.ModelProto", "ModelBlob"]
 """Anything nnperf accepts as a model."""
@@ -153,8 +161,11 @@ def graph_io(model: ModelBlob) -> GraphIO:
             if vi.name in inits:
                 continue
             tt = vi.type.tensor_type
+            # Some exporters (Paddle2ONNX) store a dynamic dim as dim_value -1: unknown.
             shape: tuple[Dim, ...] = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                (d.dim_value if d.dim_value >= 0 else None)
+                if d.HasField("dim_value")
+                else (d.dim_param or None)
                 for d in tt.shape.dim
             )
             try:
@@ -172,3 +183,67 @@ def graph_io(model: ModelBlob) -> GraphIO:
         while len(_IO) > 64:  # small results; forget the oldest
             del _IO[next(iter(_IO))]
     return found
+
+
+def load_proto(model: ModelSource) -> onnx.ModelProto:
+    """``model`` as an ``onnx.ModelProto`` with every tensor in memory: tensors a file keeps as
+    external data (models over 2 GB, many exporters' output) are read from beside it.
+
+    Raises:
+        ModelLoadError: the model cannot be read, or its external data is missing.
+    """
+    import onnx
+
+    proto: onnx.ModelProto = onnx.ModelProto()
+    if type(model).__name__ == "ModelProto":
+        proto.CopyFrom(model)
+        return proto
+    blob = load_model(model)
+    proto.ParseFromString(blob.data)
+    if blob.path is not None and _has_external_data(proto):
+        _read_external_data(proto, blob.path)
+    return proto
+
+
+def inline_external_data(model: ModelBlob) -> ModelSource:
+    """``model`` itself, or, when its file keeps tensors as external data, an in-memory
+    ``ModelProto`` holding them: for code that rebuilds models from bytes (pipeline stages), where
+    nothing beside the file can be found."""
+    import onnx
+
+    if model.path is None:
+        return model
+    proto: onnx.ModelProto = onnx.ModelProto()
+    proto.ParseFromString(model.data)
+    if not _has_external_data(proto):
+        return model
+    _read_external_data(proto, model.path)
+    return proto
+
+
+def _has_external_data(proto: onnx.ModelProto) -> bool:
+    import onnx
+
+    external = onnx.TensorProto.EXTERNAL
+    if any(t.data_location == external for t in proto.graph.initializer):
+        return True
+    return any(
+        a.t.data_location == external
+        for n in proto.graph.node
+        if n.op_type == "Constant"
+        for a in n.attribute
+        if a.HasField("t")
+    )
+
+
+def _read_external_data(proto: onnx.ModelProto, path: str) -> None:
+    from onnx.external_data_helper import load_external_data_for_model
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        load_external_data_for_model(proto, folder)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model {path!r} keeps tensors in external data files that cannot be read from "
+            f"{folder!r}: {exc}; expected them beside the .onnx file"
+        ) from exc

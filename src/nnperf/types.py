@@ -6,7 +6,8 @@ The run configuration, which names engines and their options, is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "Dim",
     "StrEnum",
     "TensorDesc",
+    "check_dims_and_shapes",
     "concrete_shape",
     "dtype_from_onnx",
     "guess_layout",
@@ -167,11 +169,48 @@ def concrete_shape(
             missing.append(d if isinstance(d, str) else f"axis {i}")
             out.append(0)
     if missing:
-        named = next((m for m in missing if not m.startswith("axis ")), "NAME")
+        named = next((m for m in missing if not m.startswith("axis ")), None)
         example = "x".join(str(v) if v else "N" for v in out)
+        how = (
+            f"set it with --dim {named}=VALUE (dims={{...}} in Python) or give the whole shape "
+            f"with --shape {desc.name}:{example}"
+            if named is not None
+            # An unnamed dim has no name to set: only a whole shape fixes it.
+            else f"give the whole shape with --shape {desc.name}:{example} (shapes={{...}} in "
+            "Python)"
+        )
         raise InvalidInputError(
             f"input {desc.name!r} {desc.shape_str()}: dimension(s) {missing} have no size; "
-            f"expected a value for each: set it with --dim {named}=VALUE (dim=... in Python) "
-            f"or give the whole shape with --shape {desc.name}:{example}"
+            f"expected a value for each: {how}"
         )
     return tuple(out)
+
+
+def check_dims_and_shapes(
+    inputs: Sequence[TensorDesc],
+    *,
+    dims: Mapping[str, int] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+) -> None:
+    """Reject ``dims`` naming no symbolic dimension of ``inputs`` and ``shapes`` naming no input
+    (engines ignore both silently).
+
+    Raises:
+        InvalidInputError: naming the unknown entry and what the model has.
+    """
+    names = [d.name for d in inputs]
+    for name in shapes or {}:
+        if name not in names:
+            hint = difflib.get_close_matches(name, names, n=1)
+            raise InvalidInputError(
+                f"--shape: the model has no input {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; expected one of {names}"
+            )
+    symbolic = sorted({d for desc in inputs for d in desc.shape if isinstance(d, str)})
+    for name in dims or {}:
+        if name not in symbolic:
+            raise InvalidInputError(
+                f"--dim: the model has no symbolic dimension {name!r}; its symbolic dimensions "
+                f"are {symbolic} (unnamed ones need --shape)"
+            )

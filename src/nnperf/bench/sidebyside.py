@@ -252,14 +252,20 @@ def run_side_by_side(
             sess = Session(blob, config=cfg)
             sess.observers.add(watch)
             sessions.append(sess)
-        rows_n = sessions[0].config.batch_size or 1
-        feed = make_feeds(sessions[0].inputs, batch_size=rows_n, specs=inputs, seed=seed)
-        feeds = [
-            feed
-            if s.inputs == sessions[0].inputs
-            else make_feeds(s.inputs, batch_size=rows_n, specs=inputs, seed=seed)
-            for s in sessions
-        ]
+        first = sessions[0].config
+
+        def feed_for(sess: Session) -> dict[str, np.ndarray]:
+            return make_feeds(
+                sess.inputs,
+                batch_size=first.batch_size or 1,
+                specs=inputs,
+                seed=seed,
+                dims=first.dims,
+                shapes=first.shapes,
+            )
+
+        feed = feed_for(sessions[0])
+        feeds = [feed if s.inputs == sessions[0].inputs else feed_for(s) for s in sessions]
         ref = sessions[0].run(feed)
         agreement = [(0.0, 1.0)] + [
             _agreement(ref, s.run(f)) for s, f in zip(sessions[1:], feeds[1:])

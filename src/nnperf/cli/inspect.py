@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-from nnperf.cli.args import (
-    add_engine_arguments,
-    config_from_args,
-    input_file,
-    output_file,
-)
+from nnperf.cli.args import add_engine_arguments, config_from_args, input_file
+from nnperf.cli.output import Output, add_output_arguments, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 
 __all__ = ["register", "run"]
 
@@ -22,8 +17,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "inspect",
         help="show a model's IO, operators, FLOPs and where each node runs",
-        description="Like AWS Neuron's analyze_model: IO, op-type histogram, parameter count, "
-        "FLOPs of Conv/MatMul/Gemm at batch 1, execution-provider placement of the "
+        description="Like AWS Neuron's analyze_model: IO, op-type histogram, parameter count "
+        "(initializers and Constant nodes), FLOPs of Conv/MatMul/Gemm at batch 1 or at the "
+        "--shape/--dim given (n/a while a dim is unknown), execution-provider placement of the "
         "engine-optimised graph and, on OpenVINO, the kernel and runtime precision of each node "
         "(e.g. how many convolutions run on AMX int8).",
     )
@@ -33,13 +29,8 @@ def register(sub: Any) -> None:
         "--config", type=input_file, default=None, help="RunConfig JSON file (default: none)"
     )
     add_engine_arguments(p)
-    p.add_argument(
-        "--json",
-        type=output_file,
-        default=None,
-        metavar="FILE",
-        help="also write the report as JSON",
-    )
+    add_shape_arguments(p)
+    add_output_arguments(p, document="nnperf.inspect/2", formats=("text", "json"))
     p.set_defaults(func=run)
 
 
@@ -47,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
     """Print (and optionally save) the model report."""
     from nnperf.analyze import analyze_model
 
-    report = analyze_model(args.model, config=config_from_args(args))
-    print(report.render())
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    out = Output(args.json, args.format)
+    dims, shapes = dims_and_shapes(args)
+    report = analyze_model(args.model, config=config_from_args(args), dims=dims, shapes=shapes)
+    out.report(report.render())
+    out.document(with_provenance(report.to_dict(), args))
     return 0

@@ -4,7 +4,6 @@ table (load, warm-up, latency, throughput, output agreement)."""
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +13,12 @@ import numpy as np
 
 from nnperf.cli.args import output_file, positive_float, positive_int
 from nnperf.cli.export import add_tables_argument, write_tables
+from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
+
+OPTIMIZE_SCHEMA = "nnperf.optimize/1"
 
 
 def _floats(text: str) -> list[float]:
@@ -152,13 +154,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--iters", type=positive_int, default=20, help="timed runs per model (default 20)"
     )
-    p.add_argument(
-        "--json",
-        type=output_file,
-        default=None,
-        metavar="FILE",
-        help="also write the result as JSON",
-    )
+    add_output_arguments(p, document="nnperf.optimize/1")
     add_tables_argument(p)
     p.set_defaults(func=run)
 
@@ -208,15 +204,26 @@ def _host_pipeline(name: str, args: argparse.Namespace) -> Callable[[Mapping[str
 
 def run(args: argparse.Namespace) -> int:
     """Apply the edits, write the model, print the before/after table."""
+    out = Output(args.json)
+    check_output_path(args.output, "-o/--output", stdout=False)
+    with out.prints_to_report():
+        result = _optimize(args)
+    out.document(with_provenance({"schema": OPTIMIZE_SCHEMA, **result}, args))
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> dict[str, Any]:
     import onnx
 
+    from nnperf.model import load_proto
     from nnperf.optimize.calibrate import random_dataset
-    from nnperf.optimize.editor import ModelEditor, as_proto, get_pure_input_names
+    from nnperf.optimize.editor import ModelEditor, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
     from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.precision import convert_precision
 
-    original = as_proto(args.model)
+    # Tensors kept as external data are read in: the edits work on the model in memory.
+    original = load_proto(args.model)
     inputs = get_pure_input_names(original)
     name = args.input or inputs[0]
     if name not in inputs:
@@ -332,7 +339,5 @@ def run(args: argparse.Namespace) -> int:
             "provider has no fp16 Conv/MatMul kernels and casts back to fp32 around them"
         )
     result["comparison"] = comp.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     write_tables(args.tables, [replace(table, title=f"{labels[0]} vs {labels[1]}")])
-    return 0
+    return result

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from nnperf.bench.inputs import make_feeds
@@ -15,11 +13,15 @@ from nnperf.cli.args import (
     output_file,
     positive_int,
 )
+from nnperf.cli.output import Output, check_output_path, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.errors import InvalidInputError
+from nnperf.model import graph_io, load_model
 from nnperf.profiler import profile
 from nnperf.profiler.advice import Advice, advise
 from nnperf.runtime import Session
 from nnperf.table import Column, Table, render_tables
+from nnperf.types import check_dims_and_shapes
 
 __all__ = ["PROFILE_SCHEMA", "register", "run"]
 
@@ -65,6 +67,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="write a Chrome trace (default none)",
     )
+    add_shape_arguments(p)
     p.add_argument(
         "--format",
         choices=("text", "json", "csv", "markdown"),
@@ -75,8 +78,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--json",
         default=None,
-        metavar="FILE",
-        help="also write the JSON document here (default none)",
+        metavar="FILE|-",
+        help="also write the nnperf.profile/2 JSON document here; '-' is stdout (default none)",
     )
     p.add_argument(
         "--report",
@@ -95,13 +98,29 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"--{flag.replace('_', '-')}: got {getattr(args, flag)}, expected >= 1"
             )
+    fmt = "json" if args.format == "json" else "text"
+    out = Output(args.json, fmt)
+    for flag, path in (("--trace-output", args.trace_output), ("--report", args.report)):
+        if path:
+            check_output_path(path, flag, stdout=False)
+    dims, shapes = dims_and_shapes(args)
     cfg = config_from_args(args, batch_size=args.batch_size)
+    if dims or shapes:
+        cfg = cfg.replace(dims={**cfg.dims, **dims}, shapes={**cfg.shapes, **shapes})
+    blob = load_model(args.model)
+    check_dims_and_shapes(graph_io(blob).inputs, dims=cfg.dims, shapes=cfg.shapes)
     op_runs = args.warmup_iters + args.queries
     with profile(
         file=args.trace_output, operators=args.ops, max_operator_runs=max(op_runs, 1)
     ) as prof:
-        session = Session(args.model, config=cfg)
-        feeds = make_feeds(session.inputs, batch_size=args.batch_size, seed=args.seed)
+        session = Session(blob, config=cfg)
+        feeds = make_feeds(
+            session.inputs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            dims=cfg.dims,
+            shapes=cfg.shapes,
+        )
         # Span pass: the latency of record, with no operator recording.
         with prof.record("warm up", operators=False):
             for _ in range(args.warmup_iters):
@@ -134,49 +153,50 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         operators=ops_df,
     )
-    engine = {"name": session.engine.name, "providers": list(session.instances[0].providers)}
+    engine = {
+        "name": session.engine.name,
+        "version": session.engine.version,
+        "providers": list(session.instances[0].providers),
+    }
     model = {"name": session.model.name, "path": session.model.path, "ref": args.model}
     session.close()
     doc = _document(df, ops_df, advice, args, cost=prof.operator_cost, engine=engine, model=model)
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    doc = with_provenance(doc, args, warmup=args.warmup_iters)
     if args.report:
         from nnperf.report.html import write_report
 
         write_report([doc], args.report)
-    if args.format == "json":
-        print(json.dumps(doc, indent=2))
-        return 0
     if args.format in ("csv", "markdown"):
         print(render_tables(_tables(df, ops_df, advice), args.format))
+        out.document(doc)  # the --json file, if any
         return 0
-    print(
+    text = [
         f"nnperf profile {args.model}: {args.queries} queries, batch {args.batch_size}, "
-        f"engine {session.engine.name} {session.engine.version} ({cfg.precision})"
-    )
-    print(tables.summary_text(df))
-    print("latency of record: span mode (no operator recording)")
+        f"engine {engine['name']} {engine.get('version', '')} ({cfg.precision})",
+        tables.summary_text(df),
+        "latency of record: span mode (no operator recording)",
+    ]
     op_mode = doc.get("operator_mode")
     if op_mode:
-        print(_operator_mode_line(op_mode))
-    print()
-    print(tables.device_executions_table(ops_df if ops_df is not None else df).to_text())
+        text.append(_operator_mode_line(op_mode))
+    text += ["", tables.device_executions_table(ops_df if ops_df is not None else df).to_text()]
     if ops_df is not None:
-        print("(operator pass: engine totals include operator recording)")
-        print()
-        print(tables.operators_table(ops_df).to_text())
-        print()
-        print(tables.external_operators_table(ops_df).to_text())
-    print("\nAdvice")
-    print("\n".join(str(a) for a in advice) if advice else "- nothing stands out")
+        text += [
+            "(operator pass: engine totals include operator recording)",
+            "",
+            tables.operators_table(ops_df).to_text(),
+            "",
+            tables.external_operators_table(ops_df).to_text(),
+        ]
+    text += ["\nAdvice", "\n".join(str(a) for a in advice) if advice else "- nothing stands out"]
     if ops_df is not None and advice:
-        print("(shares of engine time from the operator pass; times from the span pass)")
+        text.append("(shares of engine time from the operator pass; times from the span pass)")
+    out.report("\n".join(text))
+    out.document(doc)
     if args.trace_output:
-        print(f"\nChrome trace written to {args.trace_output} (open in ui.perfetto.dev)")
-    if args.json:
-        print(f"wrote {args.json}")
+        out.status(f"Chrome trace written to {args.trace_output} (open in ui.perfetto.dev)")
     if args.report:
-        print(f"wrote HTML report {args.report}")
+        out.status(f"wrote HTML report {args.report}")
     return 0
 
 

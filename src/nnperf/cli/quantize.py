@@ -4,7 +4,6 @@ configuration chosen by measurement, with a before/after table."""
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,10 +21,14 @@ from nnperf.cli.args import (
     unit_interval,
 )
 from nnperf.cli.export import add_tables_argument, records_table, write_tables
+from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 
 __all__ = ["load_calibration", "register", "run"]
+
+QUANTIZE_SCHEMA = "nnperf.quantize/1"
 
 
 def register(sub: Any) -> None:
@@ -126,19 +129,24 @@ def register(sub: Any) -> None:
         default="cpu(1)",
         help="device the candidates are measured on (default cpu(1): one stable thread)",
     )
-    p.add_argument(
-        "--json",
-        type=output_file,
-        default=None,
-        metavar="FILE",
-        help="also write the result as JSON",
-    )
+    add_shape_arguments(p)
+    add_output_arguments(p, document="nnperf.quantize/1")
     add_tables_argument(p)
     p.set_defaults(func=run)
 
 
-def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
-    """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files."""
+def load_calibration(
+    spec: str,
+    model: Any,
+    *,
+    dims: dict[str, int] | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Calibration samples from ``random:N`` or a directory of ``.npy`` / ``.npz`` files.
+
+    Raises:
+        InvalidInputError: a bad spec, or (``random:N``) a symbolic non-batch dim without a size.
+    """
     from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import get_pure_input_names
 
@@ -149,7 +157,7 @@ def load_calibration(spec: str, model: Any) -> list[dict[str, np.ndarray]]:
             count = 0
         if count < 1:
             raise InvalidInputError(f"--calibration: got {spec!r}, expected random:N with N >= 1")
-        return random_dataset(model, count, seed=0)
+        return random_dataset(model, count, seed=0, dims=dims, shapes=shapes)
     folder = Path(spec)
     if not folder.is_dir():
         raise InvalidInputError(
@@ -220,10 +228,23 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate, quantize, print the choice and the before/after table."""
+    out = Output(args.json)
+    check_output_path(args.output, "-o/--output", stdout=False)
+    dims, shapes = dims_and_shapes(args)
+    with out.prints_to_report():
+        result = _quantize(args, dims, shapes)
+    out.document(with_provenance({"schema": QUANTIZE_SCHEMA, **result}, args))
+    return 0
+
+
+def _quantize(
+    args: argparse.Namespace, dims: dict[str, int], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, Any]:
     import onnx
 
+    from nnperf.model import load_proto
     from nnperf.optimize.calibrate import Calibrator
-    from nnperf.optimize.editor import as_proto, get_pure_input_names, get_quant_params
+    from nnperf.optimize.editor import get_pure_input_names, get_quant_params
     from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.quant_search import choose_quantization, layer_sensitivity
     from nnperf.optimize.quantize import prepare, quantize
@@ -234,9 +255,10 @@ def run(args: argparse.Namespace) -> int:
             f"--engine: got {args.engine!r}, expected one engine to measure the candidates on"
         )
     measure_on = RunConfig(engine=engines[0], device=args.device)
-    float_model = as_proto(args.model)
+    # Tensors kept as external data are read in: the quantizer works on the model in memory.
+    float_model = load_proto(args.model)
     model = prepare(float_model) if args.prepare else float_model
-    data = load_calibration(args.calibration, model)
+    data = load_calibration(args.calibration, model, dims=dims, shapes=shapes)
     with (
         # prepared above (or not, with --no-prepare): the API's own prepare step stays off
         Calibrator(model, args.method, percentage=args.percentage, prepare=False) as cal,
@@ -354,10 +376,8 @@ def run(args: argparse.Namespace) -> int:
             "time in 'nnperf profile' (external operators) and ops without int8 kernels"
         )
     result["comparison"] = comp.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     write_tables(args.tables, [*_tables(result), replace(table, title="float32 vs int8")])
-    return 0
+    return result
 
 
 def _tables(result: dict[str, Any]) -> list[Any]:

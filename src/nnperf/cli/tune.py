@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from nnperf.cli.args import (
@@ -19,6 +17,8 @@ from nnperf.cli.args import (
     positive_int,
     unit_interval,
 )
+from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.engines.config import PRECISIONS
 from nnperf.errors import InvalidInputError
 
@@ -79,11 +79,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--device-candidates",
-        nargs="+",
+        action="append",
         default=None,
         metavar="DEVICE",
-        help="device strings to try, e.g. 'cpu(2)' 'cpu(1)*2' (default: every cpu(T)*N split "
-        "of the available cores)",
+        help="a device string to try, e.g. 'cpu(1)*2'; repeat the flag for more (one value each, "
+        "so the model path is never taken for a device) (default: every cpu(T)*N split of the "
+        "available cores)",
     )
     p.add_argument(
         "--batch-sizes",
@@ -136,13 +137,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
     )
-    p.add_argument(
-        "--json",
-        type=output_file,
-        default=None,
-        metavar="FILE",
-        help="write the nnperf.tune/1 JSON result here",
-    )
+    add_shape_arguments(p)
+    add_output_arguments(p, document="nnperf.tune/1")
     p.add_argument(
         "--report",
         default=None,
@@ -246,11 +242,15 @@ def run(args: argparse.Namespace) -> int:
             "--latency-budget-ms applies to --objective throughput (throughput within a p99 "
             "budget); got --objective latency. Drop the budget or use --objective throughput"
         )
+    out = Output(args.json)
+    if args.cache:
+        check_output_path(args.cache, "--cache", stdout=False)
     objective = Objective(
         kind=args.objective,
         percentile=args.latency_percentile,
         latency_budget_ms=args.latency_budget_ms,
     )
+    space = _space_with_shapes(args, objective)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
@@ -260,8 +260,9 @@ def run(args: argparse.Namespace) -> int:
                 objective=objective,
                 time_budget_s=args.time_budget_s,
                 cache=args.cache,
-                devices=args.device_candidates,
-                batch_sizes=args.batch_sizes,
+                devices=None if space is not None else args.device_candidates,
+                batch_sizes=None if space is not None else args.batch_sizes,
+                space=space,
                 variants=_parse_variants(args.variant),
                 engines=engine_list(args.engine),
                 precisions=_precisions(args.precision),
@@ -277,17 +278,41 @@ def run(args: argparse.Namespace) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.format == "text":
-        print(render_tune_report(result, cache_path=args.cache))
+        out.report(render_tune_report(result, cache_path=args.cache))
     else:
         from nnperf.tune.report import candidates_table
 
-        print(candidates_table(result).render(args.format))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        out.report(candidates_table(result).render(args.format))
+    doc = with_provenance(result.to_dict(), args, warmup=args.warmup_iters)
+    out.document(doc)
     if args.report:
         from nnperf.report.html import write_report
 
-        write_report([result.to_dict()], args.report)
-        print(f"wrote HTML report {args.report}")
+        write_report([doc], args.report)
+        out.status(f"wrote HTML report {args.report}")
     return 0
+
+
+def _space_with_shapes(args: argparse.Namespace, objective: Any) -> Any:
+    """With --shape/--dim: the search space built on a base config carrying them (so every
+    candidate runs at those shapes); else ``None`` (tune builds its own)."""
+    dims, shapes = dims_and_shapes(args)
+    if not (dims or shapes):
+        return None
+    from nnperf.engines.config import RunConfig
+    from nnperf.model import graph_io, load_model
+    from nnperf.tune.space import build_space
+    from nnperf.types import check_dims_and_shapes
+
+    blob = load_model(args.model)
+    check_dims_and_shapes(graph_io(blob).inputs, dims=dims, shapes=shapes)
+    return build_space(
+        blob,
+        throughput=objective.kind == "throughput",
+        devices=args.device_candidates,
+        batch_sizes=args.batch_sizes,
+        variants=tuple(_parse_variants(args.variant)),
+        engines=engine_list(args.engine),
+        precisions=_precisions(args.precision),
+        base=RunConfig(dims=dims, shapes=shapes),
+    )

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from nnperf.errors import InvalidInputError
-from nnperf.model import ModelSource
+from nnperf.model import ModelSource, graph_io, load_model
 from nnperf.optimize.config import run_config
 from nnperf.optimize.editor import as_proto, get_pure_input_names
 from nnperf.optimize.quantize import prepare as _prepare_model
@@ -123,20 +123,31 @@ def _feed_dict(sample: Sample, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def random_dataset(
-    model: ModelSource, count: int, *, seed: int = 0, batch: int = 1
+    model: ModelSource,
+    count: int,
+    *,
+    seed: int = 0,
+    batch: int = 1,
+    dims: Mapping[str, int] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """``count`` random feeds for ``model``, for smoke tests: ``nnperf bench``'s synthetic inputs
     (:func:`nnperf.bench.inputs.make_feeds`: standard-normal floats, small non-negative ints,
-    all-ones masks), symbolic dimensions set to ``batch`` (leading) or 1.
+    all-ones masks), the leading symbolic dimension set to ``batch``; other symbolic dimensions
+    need a size in ``dims`` / ``shapes`` (no silent 1).
 
     Random calibration says nothing about accuracy; use real data for deployed models.
+
+    Raises:
+        InvalidInputError: a symbolic non-batch dimension without a size.
     """
     from nnperf.bench.inputs import make_feeds
-    from nnperf.runtime import Session
 
-    with Session(model, config=run_config()) as sess:
-        descs = sess.inputs
-    return [make_feeds(descs, batch_size=batch, seed=seed + i) for i in range(count)]
+    descs = graph_io(load_model(model)).inputs
+    return [
+        make_feeds(descs, batch_size=batch, seed=seed + i, dims=dims, shapes=shapes)
+        for i in range(count)
+    ]
 
 
 class _Reader:

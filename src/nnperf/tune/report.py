@@ -69,6 +69,8 @@ def candidates_table(result: TuneResult) -> Table:
             _num(c.median),
             100 * c.noise if len(c.ranked) > 1 else None,
             c.accuracy.cosine if c.accuracy is not None else None,
+            _num(c.stage_ms("cpu_percent")),
+            _num(c.stage_ms("peak_rss_mib")),
             c.error or "",
         )
         for c in ordered
@@ -84,6 +86,8 @@ def candidates_table(result: TuneResult) -> Table:
         value,
         Column("noise_pct", "noise ±", "%", 1),
         Column("cosine", "cosine", "", 5),
+        Column("cpu_percent", "cpu", "%", 0),
+        Column("peak_rss_mib", "peak", "MiB", 1),
         Column("error"),
     )
     return Table("Candidates", cols, rows)
@@ -100,7 +104,7 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
     obj = r.objective
     m = r.machine
     lines = [
-        "=" * 100,
+        "=" * 116,
         f"nnperf tune: {r.model.get('name', '?')} (sha256 {str(r.key.get('model_sha256', ''))[:12]})"
         f"  objective: {obj.describe()}",
     ]
@@ -118,7 +122,7 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
             f"searched {measured} of {r.space.get('size', '?')} configurations in the space with "
             f"{n_runs} runs in {r.elapsed_s:.1f} s (budget {r.time_budget_s:g} s)"
         )
-    lines.append("-" * 100)
+    lines.append("-" * 116)
     table = candidates_table(r)
     shown = Table(
         "",
@@ -129,7 +133,7 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
     for row in table.rows:
         if row[-1]:
             lines.append(f"  error ({str(row[1])[:38]}): {str(row[-1])[:150]}")
-    lines.append("-" * 100)
+    lines.append("-" * 116)
     lines.append(f"winner: {r.winner.label}")
     lines.append(f"why: {r.reason}")
     acc = r.winner.accuracy
@@ -155,5 +159,5 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
     if m:
         versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
         lines.append(f"machine: {m.get('cpu')}, {m.get('cores_available')} core(s); {versions}")
-    lines.append("=" * 100)
+    lines.append("=" * 116)
     return "\n".join(lines)

@@ -31,6 +31,8 @@ class Measurement:
         duration_s: measured time of the run.
         wall_s: wall time of the whole run including load and warm-up.
         phase: which search phase took it (``prune``, ``variation``, ``round 1``...).
+        peak_rss_mib: peak resident memory of the run, MiB (NaN in caches written before it).
+        cpu_percent: process CPU over the measured phase, % of one core (NaN likewise).
     """
 
     value: float
@@ -42,6 +44,8 @@ class Measurement:
     duration_s: float
     wall_s: float
     phase: str
+    peak_rss_mib: float = math.nan
+    cpu_percent: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -55,12 +59,18 @@ class Measurement:
             "duration_s": round(self.duration_s, 4),
             "wall_s": round(self.wall_s, 4),
             "phase": self.phase,
+            "peak_rss_mib": None if math.isnan(self.peak_rss_mib) else round(self.peak_rss_mib, 1),
+            "cpu_percent": None if math.isnan(self.cpu_percent) else round(self.cpu_percent, 1),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        """Inverse of :meth:`to_dict` (memory and CPU may be absent or null)."""
+        optional = {"peak_rss_mib", "cpu_percent"}
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k not in optional}
+        for k in optional:
+            values[k] = math.nan if data.get(k) is None else float(data[k])
+        return cls(**values)
 
 
 def median(values: Sequence[float]) -> float:

@@ -173,6 +173,8 @@ class _Search:
             duration_s=r.duration_s,
             wall_s=self.now() - t0,
             phase=phase,
+            peak_rss_mib=r.memory.peak_rss_mib,
+            cpu_percent=r.cpu_percent,
         )
 
     def _measure_server(self, cand: Candidate, duration_s: float, phase: str) -> Measurement:
@@ -215,6 +217,8 @@ class _Search:
             duration_s=cap.duration_s + m.duration_s,
             wall_s=m.wall_s,
             phase=phase,
+            peak_rss_mib=max(cap.memory.peak_rss_mib, m.peak_rss_mib),
+            cpu_percent=m.cpu_percent,
         )
 
     def median(self, label: str, *, halving_only: bool = False) -> float:
