@@ -8,10 +8,12 @@ import pytest
 from models import small_convnet
 
 import nnperf
+from nnperf.bench import run_benchmark
 from nnperf.cli import main
 from nnperf.model import load_model
 from nnperf.tune import tune
 from nnperf.tune.guard import AccuracyGuard, guard_feeds
+from nnperf.tune.report import render_tune_report
 from nnperf.tune.space import Candidate
 
 
@@ -102,3 +104,64 @@ def test_calibration_adds_an_int8_candidate_guarded_on_held_out_samples(tmp_path
     assert checked and checked[0]["accuracy"]["samples"] == 2  # a quarter of 8, held out
     assert "int8" in doc["variants"]
     assert "[int8]" in capsys.readouterr().out
+
+
+def test_tune_searches_runtime_techniques_and_names_the_winner_under_a_latency_budget(tmp_path):
+    # Neuron's latency-bounded throughput objective: every candidate, the runtime techniques
+    # (more workers, a pipeline, merge batching) included, is measured in the server scenario
+    # within the p99 budget; the winner is named with why.
+    cache = tmp_path / "t.json"
+    result = tune(
+        "zoo:mnist",
+        objective="throughput",
+        latency_budget_ms=50.0,
+        batch_sizes=[1, 2],
+        time_budget_s=12,
+        cache=cache,
+    )
+    labels = {c.label for c in result.candidates if c.measurements}
+    assert any("merge<=" in lab for lab in labels), labels
+    assert any("pipeline" in lab for lab in labels) or any(" w" in lab for lab in labels)
+    assert result.winner.median > 0  # feasible: some load met the budget
+    assert result.winner.label in result.reason or result.reason
+    text = render_tune_report(result)
+    assert f"winner: {result.winner.label}" in text and "within p99 <= 50 ms" in text
+    # the winner's config reruns as measured, technique included
+    cfg = nnperf.RunConfig.load(cache)
+    r = run_benchmark("zoo:mnist", config=cfg, scenario="offline", queries=50, duration_s=0.2)
+    assert r.config.describe() == cfg.describe()
+
+
+def test_tune_latency_of_multi_row_queries_tries_split_batching():
+    result = tune(
+        "zoo:mobilenetv2",
+        objective="latency",
+        batch_sizes=[4],
+        devices=["cpu(1)*2"],
+        time_budget_s=8,
+    )
+    split = [c for c in result.candidates if c.candidate.config.split_batch == 2]
+    assert split and split[0].measurements, [c.label for c in result.candidates]
+    assert all((c.candidate.config.batch_size or 1) == 4 for c in result.candidates)
+
+
+def test_bench_and_serve_apply_a_configs_runtime_technique():
+    from nnperf.serve.model import ServedModel
+    from nnperf.serve.settings import ModelSettings
+
+    merge = nnperf.RunConfig(device="cpu(1)*2", max_batch_size=4, max_delay_ms=2.0)
+    r = run_benchmark("zoo:mnist", config=merge, scenario="offline", api="async", queries=200,
+                      duration_s=0.2)  # fmt: skip
+    assert r.extra["batching"]["max_batch_size"] == 4 and r.config.max_batch_size == 4
+    served = ServedModel(ModelSettings(name="m", model="zoo:mnist", config=merge))
+    runner = served._build()
+    try:
+        from nnperf.runtime.batching import DynamicBatcher
+
+        assert isinstance(runner.backend, DynamicBatcher)
+        assert runner.backend.max_batch_size == 4 and runner.backend.max_delay_ms == 2.0
+    finally:
+        runner.close_sync()
+    split = nnperf.RunConfig(device="cpu(1)*2", batch_size=8, split_batch=4)
+    with pytest.raises(nnperf.UnsupportedError, match="split batching"):
+        ServedModel(ModelSettings(name="s", model="zoo:mnist", config=split))._build()

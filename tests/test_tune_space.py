@@ -52,10 +52,14 @@ def test_variations_move_one_knob_at_a_time() -> None:
     space = build_space(load_model(matmul_model()), throughput=True, cores=2)
     point = space.primary()[0]
     assert point.complexity == 0 and point.config == RunConfig(device="cpu(2)")
-    vars_ = space.variations(point)
+    knobs = SearchSpace(**{**space.__dict__, "runtime": False}).variations(point)
     # extended, basic, no prepack, no mem pattern, parallel
-    assert len(vars_) == 5
-    assert all(v.complexity == 1 for v in vars_)
+    assert len(knobs) == 5
+    assert all(v.complexity == 1 for v in knobs)
+    # and the runtime techniques that apply to a one-instance point: more workers, merge
+    techniques = space.techniques(point)
+    assert [t.label for t in techniques] == ["cpu(2) w4", "cpu(2) merge<=8/1ms"]
+    assert space.variations(point) == knobs + techniques
 
 
 def test_cuda_space_has_cudnn_search_and_cuda_graph() -> None:
@@ -108,3 +112,27 @@ def test_engines_and_precisions_are_primary_axes() -> None:
     }
     simple = space.simpler(space.variations(ov)[0])
     assert simple.config.engine == "openvino" and simple.label == "openvino cpu(2)"
+
+
+def test_runtime_techniques_around_a_split_device() -> None:
+    blob = load_model(matmul_model())
+    space = build_space(blob, throughput=True, cores=2)
+    split = next(
+        c
+        for c in space.primary()
+        if c.config.device == "cpu(1)*2" and not c.config.batch_size and not c.config.workers
+    )
+    labels = [t.label for t in space.techniques(split)]
+    assert labels == ["cpu(1)*2 w8", "cpu(1)*2 pipeline2", "cpu(1)*2 merge<=8/1ms"]
+    assert all(t.complexity == split.complexity + 1 for t in space.techniques(split))
+    # latency of 8-row queries: split batching cuts each across the two instances
+    lat = build_space(blob, throughput=False, cores=2, batch_sizes=[8])
+    point = next(c for c in lat.primary() if c.config.device == "cpu(1)*2")
+    (t,) = lat.techniques(point)
+    assert t.config.split_batch == 4 and t.label == "cpu(1)*2 b8 split4"
+    assert lat.simpler(t).config.batch_size == 8  # like for like: the same rows per query
+    # a fixed batch axis: no merge batching
+    fixed = build_space(load_model(fixed_batch_model()), throughput=True, cores=2)
+    assert all(
+        t.config.max_batch_size is None for c in fixed.primary() for t in fixed.techniques(c)
+    )

@@ -111,6 +111,8 @@ class BenchConfig:
         max_batch_size / max_delay_ms: merge concurrent queries into batches (DynamicBatcher);
             ``max_delay_ms`` (default 1.0) only with ``max_batch_size``.
         pipeline_stages: split the model into this many stages, one instance each.
+        split_batch: split batching: each query's rows run as chunks of this many rows across
+            the instances (AWS Neuron's dynamic batching).
         seed: seed of synthetic inputs and of the arrival schedule (default 0).
         windows: stability windows the measured phase is cut into (default 5).
         stability: the largest spread of per-window throughput still VALID (default 0.10).
@@ -129,6 +131,7 @@ class BenchConfig:
     max_batch_size: int | None = None
     max_delay_ms: float | None = None
     pipeline_stages: int | None = None
+    split_batch: int | None = None
     seed: int = 0
     windows: int = 5
     stability: float = 0.10
@@ -142,7 +145,7 @@ class BenchConfig:
             raise InvalidInputError(f"warmup_iters: got {self.warmup_iters!r}, expected >= 0")
         if self.warmup_iters < 0:
             raise InvalidInputError(f"warmup_iters: got {self.warmup_iters}, expected >= 0")
-        for name in ("concurrency", "workers", "max_batch_size", "pipeline_stages"):
+        for name in ("concurrency", "workers", "max_batch_size", "pipeline_stages", "split_batch"):
             _positive_int(name, getattr(self, name))
         _positive_int("windows", self.windows, optional=False)
         _number("stability", self.stability, low=0.0, strict=True)
@@ -182,9 +185,17 @@ class BenchConfig:
                     "(--max-batch-size) too, or drop --max-delay-ms"
                 )
             _number("max_delay_ms", self.max_delay_ms, low=0.0, strict=False)
-        if self.pipeline_stages is not None and self.max_batch_size is not None:
+        techniques = [
+            n for n in ("max_batch_size", "pipeline_stages", "split_batch") if getattr(self, n)
+        ]
+        if len(techniques) > 1:
             raise InvalidInputError(
-                "pipeline_stages and max_batch_size cannot be combined; measure them separately"
+                f"{' and '.join(techniques)} cannot be combined; measure them separately"
+            )
+        if self.split_batch is not None and (server or self.api != "sync"):
+            raise InvalidInputError(
+                "split batching is measured with blocking calls (single-stream or offline, "
+                "api sync): each call runs its query's chunks across the instances"
             )
 
     @property

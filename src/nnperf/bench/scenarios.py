@@ -54,7 +54,7 @@ from nnperf.bench.machine import machine_info
 from nnperf.bench.resources import CpuClock, MemoryMeter, MemoryReport, rss_mib
 from nnperf.bench.schedule import poisson_arrivals
 from nnperf.bench.stats import LatencyStats, Stability, Validity, stability, thin_samples
-from nnperf.bench.sut import ExecutorSUT, Mode, SessionSUT, SystemUnderTest
+from nnperf.bench.sut import ExecutorSUT, Mode, SessionSUT, SplitSUT, SystemUnderTest
 from nnperf.device import DEVICES_ENV, available_cores, parse_device
 from nnperf.engines.base import Engine
 from nnperf.engines.config import RunConfig
@@ -837,20 +837,38 @@ def _session_run(
 ) -> _Run:
     owns = session is None
     load_deltas: list[float] = []
+    split = bench.split_batch
+    if split is not None:
+        if session is not None:
+            raise InvalidInputError(
+                "split batching loads its own instances, built for the chunk; pass the model, "
+                "not a loaded session"
+            )
+        if (cfg.batch_size or 1) <= split:
+            raise InvalidInputError(
+                f"split_batch={split}: each query must carry more rows than a chunk; got "
+                f"batch_size={cfg.batch_size or 1}. Set a larger batch_size (--batch-size)"
+            )
     if session is None:
         blob = load_model(model)
-        check_dims_and_shapes(graph_io(blob).inputs, dims=cfg.dims, shapes=cfg.shapes)
-        sess = Session(blob, config=cfg, engine=_metered(get_engine(cfg.engine), load_deltas))
+        declared = graph_io(blob).inputs
+        check_dims_and_shapes(declared, dims=cfg.dims, shapes=cfg.shapes)
+        # split batching: the instances run chunks of ``split`` rows; queries keep their rows
+        load_cfg = cfg if split is None else cfg.replace(batch_size=split, split_batch=None)
+        sess = Session(blob, config=load_cfg, engine=_metered(get_engine(cfg.engine), load_deltas))
     else:
         sess = session
+        declared = sess.inputs
     try:
-        feed = _feed_for(sess.inputs, cfg, bench, specs, feeds)
-        sess.validator.validate(feed)
+        feed = _feed_for(declared if split else sess.inputs, cfg, bench, specs, feeds)
+        if split is None:
+            sess.validator.validate(feed)
+        chunk_feed = {k: v[:split] for k, v in feed.items()} if split else feed
         stages: dict[str, Any] = {
             "load_ms": (sess.stages.load_ns / 1e6) if owns else 0.0,
             "prepare_ms": (sess.stages.prepare_ns / 1e6) if owns else 0.0,
         }
-        warm, first_run = _warm(sess.instances, feed, bench)
+        warm, first_run = _warm(sess.instances, chunk_feed, bench)
         stages.update(warm)
         n_instances = len(sess.instances)
         extra: dict[str, Any] = {"api": bench.api}
@@ -858,9 +876,25 @@ def _session_run(
             bench.api == "sync"
             and bench.max_batch_size is None
             and bench.scenario is not Scenario.SERVER
+            and split is None
         )
-        if direct:
-            sut: SystemUnderTest = SessionSUT(sess, feed)
+        closers: list[Callable[[], None]] = []
+        sut: SystemUnderTest
+        if split is not None:
+            from nnperf.runtime.batching import SplitBatcher
+            from nnperf.runtime.runner import Runner
+
+            workers = (
+                1
+                if bench.scenario is Scenario.SINGLE_STREAM
+                else (bench.concurrency or bench.workers or 1)
+            )
+            runner = Runner(sess, workers=max(n_instances, cfg.workers or 0), close_session=False)
+            closers.append(runner.close)
+            sut = SplitSUT(SplitBatcher(runner, chunk_size=split), runner, feed)
+            extra["split"] = {"chunk_rows": split, "query_rows": batch_of(declared, feed)}
+        elif direct:
+            sut = SessionSUT(sess, feed)
             workers = 1
             if bench.scenario is Scenario.OFFLINE:
                 if bench.concurrency and bench.workers and bench.concurrency != bench.workers:
@@ -894,7 +928,7 @@ def _session_run(
         return _Run(
             sut=sut,
             workers=workers,
-            batch=batch_of(sess.inputs, feed),
+            batch=batch_of(declared if split else sess.inputs, feed),
             feed=feed,
             inputs=describe_feeds(feed, specs, default="array" if feeds is not None else "random"),
             stages=stages,
@@ -907,7 +941,7 @@ def _session_run(
             model={"name": sess.model.name, "path": sess.model.path, "sha256": sess.model.sha256},
             threads=tuple(i.threads for i in sess.device.instances),
             extra=extra,
-            closers=[sess.close] if owns else [],
+            closers=[*closers, *([sess.close] if owns else [])],
             load_mib=sum(load_deltas) if owns else None,
             per_instance_mib=tuple(
                 a + b for a, b in zip(load_deltas, first_run or [0.0] * len(load_deltas))
@@ -1029,6 +1063,7 @@ def run_benchmark(
     max_batch_size: int | None = None,
     max_delay_ms: float | None = None,
     pipeline_stages: int | None = None,
+    split_batch: int | None = None,
     dims: Mapping[str, int] | None = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
     latency_bound_ms: float | None = None,
@@ -1067,6 +1102,13 @@ def run_benchmark(
         max_delay_ms: with merging, the longest a query waits for others, in ms (default 1.0).
         pipeline_stages: split the model into this many stages, one instance each
             (``create_pipeline``); ``None`` (default): no pipeline.
+        split_batch: split batching: each query of ``batch_size`` rows runs as chunks of this
+            many rows across the instances (``SplitBatcher`` over a Runner; instances built for
+            the chunk); ``None`` (default): no split.
+
+    The runtime techniques (``max_batch_size``/``max_delay_ms``, ``pipeline_stages``,
+    ``split_batch``) default to the config's, so a config ``nnperf tune`` wrote reruns the
+    winner as it was measured.
         dims: sizes of named symbolic dimensions (``{"seq": 128}``), added to the config's.
         shapes: whole input shapes (``{"images": (1, 3, 640, 640)}``), added to the config's.
         latency_bound_ms: server: the p99 the run must meet to be VALID.
@@ -1105,6 +1147,22 @@ def run_benchmark(
     notes: list[str] = []
     base = session.config if session is not None and config is None else config
     cfg = resolve_config(base, device=device, batch_size=batch_size, workers=workers)
+    if not (max_batch_size or pipeline_stages or split_batch):
+        # the config's runtime technique, when the call names none
+        bench = bench.replace(
+            max_batch_size=cfg.max_batch_size,
+            max_delay_ms=cfg.max_delay_ms if max_delay_ms is None else max_delay_ms,
+            pipeline_stages=cfg.pipeline_stages,
+            split_batch=cfg.split_batch,
+        )
+    else:
+        bench = bench.replace(split_batch=split_batch)
+    cfg = cfg.replace(
+        max_batch_size=bench.max_batch_size,
+        max_delay_ms=bench.max_delay_ms,
+        pipeline_stages=bench.pipeline_stages,
+        split_batch=bench.split_batch,
+    )
     if dims or shapes:
         cfg = cfg.replace(
             dims={**cfg.dims, **(dims or {})},

@@ -36,7 +36,9 @@ from nnperf.errors import EngineError, InvalidInputError, NnperfError, Unsupport
 from nnperf.protocol import HEADER_LENGTH, encode_request
 from nnperf.runtime.executor import Executor
 from nnperf.runtime.observers import Observers, RunEvent
+from nnperf.runtime.runner import Runner
 from nnperf.runtime.session import Session
+from nnperf.runtime.split import SplitBatcher
 from nnperf.types import StrEnum, TensorDesc
 
 __all__ = [
@@ -199,6 +201,42 @@ class SessionSUT(SystemUnderTest):
 
     def instances_driven(self, clients: int) -> int:
         return min(self.instances, clients)
+
+
+class SplitSUT(SystemUnderTest):
+    """Split batching (AWS Neuron's dynamic batching) answering blocking calls: each call cuts
+    its query into chunks and runs them at once across a Runner's instances, so a large query
+    takes about 1/N of its time on N instances."""
+
+    kind = "split"
+    mode = Mode.BLOCKING
+
+    def __init__(self, split: SplitBatcher, runner: Runner, feed: Mapping[str, np.ndarray]) -> None:
+        self.split = split
+        self.runner = runner
+        self._feed = dict(feed)
+        self._watch = _EngineBusy()
+        self.device = runner.session.device.text
+        self.instances = runner.instances
+        self.default_concurrency = 1
+
+    def start(self) -> None:
+        self.runner.observers.add(self._watch)
+
+    def stop(self) -> None:
+        self.runner.observers.remove(self._watch)
+
+    def client(self, index: int) -> Callable[[], None]:
+        run = self.split.run
+        feed = self._feed
+
+        def call() -> None:
+            run(feed)
+
+        return call
+
+    def busy_ns(self) -> int | None:
+        return self._watch.busy_ns
 
 
 class _LoopThread:

@@ -74,6 +74,18 @@ class RunConfig:
         shapes: whole input shapes by input name (``{"images": (1, 3, 640, 640)}``).
         options: the engine's own options (a mapping is converted to the engine's type);
             ``None``: its defaults.
+        max_batch_size: merge batching: concurrent queries merged into batches of up to this
+            many rows (``DynamicBatcher``; ``nnperf bench``/``serve`` apply it); ``None``: none.
+        max_delay_ms: with ``max_batch_size``: the longest a query waits for others (ms;
+            ``None``: 1.0).
+        pipeline_stages: the model cut into this many stages, one instance each
+            (``create_pipeline``); ``None``: no pipeline.
+        split_batch: split batching (AWS Neuron's dynamic batching): each query of
+            ``batch_size`` rows runs as chunks of this many rows across the instances, which are
+            built for the chunk; ``None``: no split.
+
+    At most one of the runtime techniques (merge, pipeline, split) is set: each reshapes how
+    queries reach the engine, and ``nnperf tune`` measures them one against another.
     """
 
     engine: str = ""
@@ -85,6 +97,10 @@ class RunConfig:
     dims: Mapping[str, int] = field(default_factory=dict)
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     options: EngineOptions | None = None
+    max_batch_size: int | None = None
+    max_delay_ms: float | None = None
+    pipeline_stages: int | None = None
+    split_batch: int | None = None
 
     def __post_init__(self) -> None:
         opts: Any = self.options
@@ -103,8 +119,11 @@ class RunConfig:
                 f"{kind.__name__} (or a mapping of its fields)"
             )
         object.__setattr__(self, "options", opts)
-        for name in ("workers", "batch_size", "max_inflight"):
+        for name in ("workers", "batch_size", "max_inflight", "max_batch_size"):
             _positive_or_none(name, getattr(self, name))
+        for name in ("pipeline_stages", "split_batch"):
+            _positive_or_none(name, getattr(self, name))
+        self._check_techniques()
         if self.device is not None:
             object.__setattr__(self, "device", parse_device(self.device).text)
         precision = str(self.precision).lower() if isinstance(self.precision, str) else None
@@ -117,6 +136,32 @@ class RunConfig:
         object.__setattr__(self, "precision", precision)
         object.__setattr__(self, "dims", _dims(self.dims))
         object.__setattr__(self, "shapes", _shapes(self.shapes))
+
+    def _check_techniques(self) -> None:
+        chosen = [
+            n for n in ("max_batch_size", "pipeline_stages", "split_batch") if getattr(self, n)
+        ]
+        if len(chosen) > 1:
+            raise InvalidInputError(
+                f"{chosen} are set together; expected at most one runtime technique (merge "
+                "batching, a pipeline or split batching): measure them one against another"
+            )
+        delay = self.max_delay_ms
+        if delay is not None:
+            if self.max_batch_size is None:
+                raise InvalidInputError(
+                    f"max_delay_ms={delay!r} applies to merge batching; set max_batch_size too, "
+                    "or drop it"
+                )
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
+                raise InvalidInputError(f"max_delay_ms: got {delay!r}, expected a number >= 0")
+            object.__setattr__(self, "max_delay_ms", float(delay))
+        if self.split_batch is not None and self.batch_size is not None:
+            if self.batch_size <= self.split_batch:
+                raise InvalidInputError(
+                    f"split_batch={self.split_batch} with batch_size={self.batch_size}: a split "
+                    "cuts each query into smaller chunks; expected split_batch < batch_size"
+                )
 
     @property
     def engine_options(self) -> EngineOptions:
@@ -164,6 +209,10 @@ class RunConfig:
             "dims": dict(self.dims),
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "options": self.engine_options.to_dict(),
+            "max_batch_size": self.max_batch_size,
+            "max_delay_ms": self.max_delay_ms,
+            "pipeline_stages": self.pipeline_stages,
+            "split_batch": self.split_batch,
         }
 
     @classmethod
@@ -245,6 +294,13 @@ class RunConfig:
             parts.append(self.precision)
         parts.extend(f"{k}={v}" for k, v in sorted(self.dims.items()))
         parts.extend(f"{k}:{'x'.join(map(str, v))}" for k, v in sorted(self.shapes.items()))
+        if self.max_batch_size is not None:
+            delay = "" if self.max_delay_ms is None else f"/{self.max_delay_ms:g}ms"
+            parts.append(f"merge<={self.max_batch_size}{delay}")
+        if self.pipeline_stages is not None:
+            parts.append(f"pipeline{self.pipeline_stages}")
+        if self.split_batch is not None:
+            parts.append(f"split{self.split_batch}")
         parts.extend(self.engine_options.changes())
         return " ".join(parts)
 

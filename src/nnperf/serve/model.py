@@ -132,12 +132,32 @@ class ServedModel:
         )
 
     def _build(self) -> AsyncRunner:
+        """The runtime behind this model: the settings' merge batching, else the config's
+        runtime technique (a tuned RunConfig: merge batching or a pipeline)."""
         s = self.settings
+        cfg = s.config
+        if cfg.split_batch is not None:
+            raise UnsupportedError(
+                f"model {s.name!r}: the config splits each query into chunks of "
+                f"{cfg.split_batch} rows (split batching), which nnperf serve does not do; serve "
+                "a config without split_batch (clients send the rows they have)"
+            )
+        if cfg.pipeline_stages is not None and s.max_batch_size <= 1:
+            from nnperf.optimize.partition import create_pipeline
+
+            pipe = create_pipeline(s.model, stages=cfg.pipeline_stages, config=cfg)
+            return AsyncRunner(backend=pipe)
+        merge = s.max_batch_size if s.max_batch_size > 1 else cfg.max_batch_size
+        delay = (
+            s.max_delay_ms
+            if s.max_batch_size > 1 or cfg.max_delay_ms is None
+            else (cfg.max_delay_ms)
+        )
         return AsyncRunner(
             s.model,
-            config=s.config,
-            max_batch_size=s.max_batch_size if s.max_batch_size > 1 else None,
-            max_delay_ms=s.max_delay_ms,
+            config=cfg.replace(max_batch_size=None, max_delay_ms=None, pipeline_stages=None),
+            max_batch_size=merge,
+            max_delay_ms=delay,
         )
 
     async def unload(self, *, timeout_s: float | None = 30.0) -> None:

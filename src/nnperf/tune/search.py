@@ -115,6 +115,10 @@ class _Search:
     def _bench(self, cand: Candidate, scenario: str, duration_s: float, **kw: Any) -> BenchResult:
         instances = cand.instances
         workers = cand.config.workers or instances
+        if cand.config.max_batch_size is not None and scenario == "offline":
+            # merge batching needs many single-row queries outstanding: asyncio clients (64
+            # coroutines) reach them without a thread each
+            kw.setdefault("api", "async")
         return run_benchmark(
             self.blobs[cand.variant],
             scenario=scenario,
@@ -473,10 +477,22 @@ def _search(
         s.measure(cand, min(d, _MAX_PRUNE_RUN_S), "prune")
     ranked = s.rank([c.label for c in primary])
 
-    # 2. variations of the engine knobs around the best primary points.
+    # 2. variations around the best primary points: the runtime techniques first (the seeds'
+    #    main runtime decisions), then each engine's knobs. Merge batching and pipelines apply to
+    #    single-row queries, so the best single-row point is an anchor too.
     var_ref: dict[str, str] = {}
+    around: list[tuple[str, list[Candidate]]] = []
     for point_label in ranked[:n_var_points]:
-        for cand in space.variations(s.cands[point_label]):
+        point = s.cands[point_label]
+        techniques = space.techniques(point)
+        knobs = [c for c in space.variations(point) if c not in techniques]
+        around.append((point_label, [*techniques, *knobs]))
+    single_row = [lab for lab in ranked if (s.cands[lab].config.batch_size or 1) == 1]
+    if single_row and single_row[0] not in ranked[:n_var_points]:
+        around.append((single_row[0], space.techniques(s.cands[single_row[0]])))
+    n_variations = max(n_variations, sum(len(c) for _, c in around))
+    for point_label, cands in around:
+        for cand in cands:
             if s.now() >= prune_stop:
                 break
             s.add(cand)

@@ -117,6 +117,9 @@ class Candidate:
             score += 1
         if c.precision != "f32":
             score += 1
+        for technique in (c.max_batch_size, c.pipeline_stages, c.split_batch):
+            if technique is not None:
+                score += 1
         return score + c.engine_options.complexity()
 
     @property
@@ -155,6 +158,10 @@ class SearchSpace:
         engines: engines to compare (default onnxruntime only).
         precisions: inference precisions per engine (default ``f32`` only); ``f32`` first.
         knobs: whether each engine's own knobs are varied around the best points (default on).
+        runtime: whether the runtime techniques (more workers, pipeline, merge and split
+            batching) are tried around the best points (default on; see :meth:`techniques`).
+        throughput: the objective is throughput (decides which techniques apply).
+        merge: merge batching applies (the model's batch axis is free).
         base: settings every candidate inherits (e.g. ``max_inflight``); its engine options are
             the starting point for the engine they belong to.
     """
@@ -166,6 +173,9 @@ class SearchSpace:
     engines: tuple[str, ...] = (DEFAULT_ENGINE,)
     precisions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     knobs: bool = True
+    runtime: bool = True
+    throughput: bool = True
+    merge: bool = False
     base: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
@@ -221,32 +231,69 @@ class SearchSpace:
         ]
 
     def variations(self, point: Candidate) -> list[Candidate]:
-        """``point`` with one engine knob moved off its default, for each knob and value."""
-        if not self.knobs:
+        """``point`` with one engine knob moved off its default, for each knob and value, then
+        with each runtime technique that applies to it (:meth:`techniques`)."""
+        c = point.config
+        out = []
+        if self.knobs:
+            out = [
+                Candidate(c.replace(options=opts), point.variant)
+                for _, opts in get_engine(c.engine).variations(c)
+            ]
+        return out + self.techniques(point)
+
+    def techniques(self, point: Candidate) -> list[Candidate]:
+        """The seeds' runtime decisions around ``point`` (AWS Neuron's note, Furiosa's guide):
+
+        * more host workers per instance (4; the primary axis has 1 and 2) — "at least 4
+          workers" keeps an instance busy while the others' host work runs;
+        * a pipeline of one stage per instance (NeuronCore pipeline) on a split device;
+        * merge batching of concurrent single-row queries (``max_batch_size`` 8, 1 ms) when the
+          batch axis is free;
+        * split batching: a query of B rows cut into B/N-row chunks across N instances (Neuron's
+          dynamic batching), for latency objectives with multi-row queries.
+
+        Throughput techniques for throughput objectives (offline, or within a latency budget),
+        split batching for latency; none when ``runtime`` is off.
+        """
+        if not self.runtime:
             return []
         c = point.config
-        return [
-            Candidate(c.replace(options=opts), point.variant)
-            for _, opts in get_engine(c.engine).variations(c)
-        ]
+        n = point.instances
+        out: list[RunConfig] = []
+        rows = c.batch_size or 1
+        if self.throughput:
+            out.append(c.replace(workers=4 * n))
+            if n >= 2 and rows == 1 and c.device is not None and c.device.startswith("cpu"):
+                out.append(c.replace(pipeline_stages=n, workers=None))
+            if rows == 1 and self.merge:
+                out.append(c.replace(max_batch_size=8, max_delay_ms=1.0, workers=None))
+        elif n >= 2 and rows >= 2 * n and rows % n == 0:
+            out.append(c.replace(split_batch=rows // n))
+        return [Candidate(cfg, point.variant) for cfg in out if cfg != c]
 
     def simpler(self, point: Candidate) -> Candidate:
         """``point``'s simpler neighbour: same engine, precision, device split and variant, every
         other setting at its default (the final round measures it beside ``point``, so a knob that
         only won by noise loses the tie-break)."""
         base = self._engine_base(point.config.engine)
+        # A latency objective's rows per query are the user's, not a knob: keep them.
+        rows = None if self.throughput else point.config.batch_size
         return Candidate(
-            base.replace(device=point.config.device, precision=point.config.precision),
+            base.replace(
+                device=point.config.device, precision=point.config.precision, batch_size=rows
+            ),
             point.variant,
         )
 
     def grid(self) -> list[Candidate]:
-        """Every primary point, with its defaults and with each one-knob variation."""
-        out = []
+        """Every primary point, with its defaults and with each one-knob variation (each
+        configuration once)."""
+        out: dict[str, Candidate] = {}
         for point in self.primary():
-            out.append(point)
-            out.extend(self.variations(point))
-        return out
+            for cand in (point, *self.variations(point)):
+                out.setdefault(cand.label, cand)
+        return list(out.values())
 
     @property
     def size(self) -> int:
@@ -263,6 +310,7 @@ class SearchSpace:
             "batch_sizes": list(self.batch_sizes),
             "variants": list(self.variants),
             "knobs": self.knobs,
+            "runtime": self.runtime,
             "size": self.size,
         }
 
@@ -288,7 +336,8 @@ def build_space(
         cores: logical CPUs to split (default: those available to this process).
         devices: explicit device candidates (default: every ``cpu(T)*N`` split of ``cores``; on a
             ``cuda``/``tensorrt`` list the CUDA knobs are searched too).
-        batch_sizes: batch sizes to try when the batch axis is free (default 1, 2, 4, 8).
+        batch_sizes: batch sizes to try when the batch axis is free (default 1, 2, 4, 8); with a
+            latency objective, the rows per query to minimise the latency of (default 1).
         variants: names of extra model variants (the ``base`` model is always included).
         engines: engines to compare (default: ``base``'s engine, else onnxruntime).
         precisions: precisions to try on each engine, kept where the engine offers them on the
@@ -307,8 +356,11 @@ def build_space(
             f"device candidates {list(devs)} mix {sorted(kinds)}; expected one kind per tuning run"
         )
     kind = kinds.pop()
-    if throughput and batch_axis_free(model):
+    free = batch_axis_free(model)
+    if throughput and free:
         batches = tuple(batch_sizes) if batch_sizes else _DEFAULT_BATCHES
+    elif free and batch_sizes:
+        batches = tuple(batch_sizes)  # latency of queries this many rows each (split batching)
     else:
         batches = (1,)
     cfg = base or RunConfig()
@@ -330,5 +382,7 @@ def build_space(
         variants=(BASE_VARIANT, *variants),
         engines=names,
         precisions=offered,
+        throughput=throughput,
+        merge=free,
         base=cfg,
     )
