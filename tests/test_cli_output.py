@@ -225,3 +225,43 @@ def test_schema_files_stand_alone_and_agree():
     copy.pop("$comment")
     assert copy == {k: v for k, v in bench.items() if k not in ("$schema", "$id", "$defs")}
     assert sweep["$defs"]["provenance"] == bench["$defs"]["provenance"]
+
+
+def test_progress_bar_disabled_yields_none():
+    from nnperf.cli.output import progress_bar
+
+    with progress_bar(False, "x") as bar:
+        assert bar is None
+
+
+def test_progress_bar_draws_on_stderr_only(capsys):
+    from nnperf.cli.output import progress_bar
+    from nnperf.types import Progress
+
+    with progress_bar(True, "calibrating", unit="samples") as bar:
+        assert bar is not None
+        for i in range(3):
+            bar(Progress(i + 1, 3, what="step"))
+    captured = capsys.readouterr()
+    assert captured.out == ""
+
+
+def test_progress_bar_plain_line_without_rich(monkeypatch, capsys):
+    import builtins
+
+    from nnperf.cli.output import progress_bar
+    from nnperf.types import Progress
+
+    real_import = builtins.__import__
+
+    def no_rich(name, *args, **kwargs):
+        if name.startswith("rich"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_rich)
+    with progress_bar(True, "tune", unit="runs") as bar:
+        assert bar is not None
+        bar(Progress(2, 0, 1.0, 5.0, what="offline: cpu(1)"))
+    err = capsys.readouterr().err
+    assert "tune: 2 runs offline: cpu(1)" in err and err.endswith("\n")

@@ -20,6 +20,7 @@ from nnperf.tune import (
     decide,
     tune,
 )
+from nnperf.types import Progress
 
 
 def _m(value: float) -> Measurement:
@@ -87,13 +88,13 @@ def test_objective_validation() -> None:
 
 
 def test_tune_throughput_structure_and_round_trip(tmp_path: object) -> None:
-    calls: list[tuple[float, float, str]] = []
+    calls: list[Progress] = []
     result = tune(
         matmul_model(),
         objective="throughput",
         time_budget_s=2.5,
         batch_sizes=[1, 2],
-        progress=lambda e, b, w: calls.append((e, b, w)),
+        progress=calls.append,
     )
     statuses = [c.status for c in result.candidates]
     assert statuses.count("winner") == 1
@@ -107,7 +108,11 @@ def test_tune_throughput_structure_and_round_trip(tmp_path: object) -> None:
             assert m.p50_ms <= m.p99_ms
     # the budget is honoured (one in-flight run may overshoot a little)
     assert result.elapsed_s < 2.5 + 3.0
-    assert calls and calls[-1][2] == "done"
+    assert calls and calls[-1].what == "done" and calls[-1].duration_s == 2.5
+    elapsed = [p.elapsed_s for p in calls]
+    assert elapsed == sorted(elapsed) and calls[-1].done == sum(
+        len(c.measurements) for c in result.candidates
+    )
     data = json.loads(json.dumps(result.to_dict()))
     assert data["schema"] == "nnperf.tune/1" and data["winner"] == result.winner.label
     assert RunConfig.from_dict(data["config"]) == result.config

@@ -14,6 +14,7 @@ from nnperf import (
     TensorDesc,
 )
 from nnperf.device import parse_device
+from nnperf.types import Progress
 
 
 def test_runconfig_json_round_trip(tmp_path):
@@ -195,3 +196,31 @@ def test_device_env_default_never_overrides_explicit(monkeypatch):
     monkeypatch.setenv("NNPERF_DEVICES", "cpu(1)*2")
     assert len(parse_device().instances) == 2
     assert len(parse_device("cpu(1)").instances) == 1
+
+
+@pytest.mark.parametrize(
+    ("progress", "fraction"),
+    [
+        (Progress(), 0.0),  # no bound: nothing to measure against
+        (Progress(done=5, total=10), 0.5),
+        (Progress(elapsed_s=3.0, duration_s=4.0), 0.75),
+        # both bounds must be met: the lesser fraction counts
+        (Progress(done=90, total=100, elapsed_s=1.0, duration_s=10.0), 0.1),
+        (Progress(done=500, total=100, elapsed_s=20.0, duration_s=10.0), 1.0),
+    ],
+)
+def test_progress_fraction(progress, fraction):
+    assert progress.fraction == pytest.approx(fraction)
+
+
+def test_calibration_reports_samples_of_a_sized_dataset():
+    from models import matmul_model
+
+    from nnperf.optimize.calibrate import Calibrator, random_dataset
+
+    seen: list[Progress] = []
+    with Calibrator(matmul_model(), "minmax") as cal:
+        data = random_dataset(cal.model, 3, seed=0)
+        cal.collect_data(data, progress=seen.append)
+    assert [(p.done, p.total) for p in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert seen[-1].fraction == 1.0

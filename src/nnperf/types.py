@@ -1,4 +1,4 @@
-"""Value types shared by every layer: tensor descriptions and dimensions.
+"""Value types shared by every layer: tensor descriptions, dimensions and progress reports.
 
 The run configuration, which names engines and their options, is
 :class:`nnperf.engines.config.RunConfig` (also ``nnperf.RunConfig``).
@@ -7,7 +7,7 @@ The run configuration, which names engines and their options, is
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -18,6 +18,8 @@ from nnperf.errors import InvalidInputError
 
 __all__ = [
     "Dim",
+    "Progress",
+    "ProgressFn",
     "StrEnum",
     "TensorDesc",
     "check_dims_and_shapes",
@@ -28,6 +30,38 @@ __all__ = [
 
 Dim = int | str | None
 """A dimension: a fixed size, a symbolic name (``"batch"``) or unknown (``None``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a long job has got: what bench, tune, calibration, sweeps and side-by-side runs
+    report to a progress bar or a log line.
+
+    A job is done when both of its bounds are met: ``done`` of ``total`` steps (queries, samples,
+    candidates, points; ``total`` 0 when there is no step bound) and ``elapsed_s`` of
+    ``duration_s`` (0 when there is no time bound). ``what`` names what is being done now.
+    """
+
+    done: int = 0
+    total: int = 0
+    elapsed_s: float = 0.0
+    duration_s: float = 0.0
+    what: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """0..1: the lesser of the step and time fractions (both bounds must be met); 0 when the
+        job has neither bound."""
+        parts = []
+        if self.total > 0:
+            parts.append(self.done / self.total)
+        if self.duration_s > 0:
+            parts.append(self.elapsed_s / self.duration_s)
+        return min(1.0, max(0.0, min(parts))) if parts else 0.0
+
+
+ProgressFn = Callable[[Progress], None]
+"""What a long job calls now and then with its :class:`Progress`."""
 
 
 class StrEnum(str, Enum):

@@ -25,10 +25,10 @@ import numpy as np
 from nnperf.bench.config import BenchConfig, Scenario, scenario_of
 from nnperf.bench.inputs import batch_of, describe_feeds, make_feeds
 from nnperf.bench.resources import MemoryMeter
-from nnperf.bench.scenarios import BenchResult, ProgressFn, build_result, run_scenario
+from nnperf.bench.scenarios import BenchResult, build_result, run_scenario
 from nnperf.bench.sut import HttpSUT
 from nnperf.errors import InvalidInputError, NnperfError
-from nnperf.types import TensorDesc, check_dims_and_shapes
+from nnperf.types import ProgressFn, TensorDesc, check_dims_and_shapes
 
 __all__ = ["bench_remote", "run_remote_benchmark"]
 
@@ -79,7 +79,7 @@ def run_remote_benchmark(
         seed: random seed for generated inputs and arrival times (default 0).
         specs / dims / shapes: generated inputs as ``nnperf bench --input/--dim/--shape``.
         latency_bound_ms: server scenario: the p99 the run must meet to be VALID.
-        progress: called now and then with (done, min_queries, elapsed_s, min_duration_s).
+        progress: called now and then with the run's :class:`~nnperf.types.Progress`.
         argv: the command line recorded in the provenance (default ``sys.argv``).
 
     Raises:

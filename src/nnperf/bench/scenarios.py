@@ -62,7 +62,7 @@ from nnperf.engines.registry import get_engine
 from nnperf.errors import EngineError, InvalidInputError, NnperfError
 from nnperf.model import ModelBlob, ModelSource, graph_io, load_model
 from nnperf.runtime.session import Session, resolve_config
-from nnperf.types import check_dims_and_shapes
+from nnperf.types import Progress, ProgressFn, check_dims_and_shapes
 
 __all__ = [
     "BENCH_SCHEMA",
@@ -79,8 +79,6 @@ BENCH_SCHEMA = "nnperf.bench/2"
 ACHIEVED_MIN = 0.9
 """The server scenario is INVALID below this share of the offered load completed."""
 
-ProgressFn = Callable[[int, int, float, float], None]
-"""progress(done_queries, min_queries, elapsed_s, min_duration_s)."""
 
 _TICK_S = 0.2
 
@@ -188,7 +186,7 @@ class _Recorder:
             while not self.event.wait(_TICK_S):
                 if progress is not None:
                     elapsed = (time.perf_counter_ns() - self.t0) / 1e9
-                    progress(self.count(), self.queries, elapsed, self.duration_s)
+                    progress(Progress(self.count(), self.queries, elapsed, self.duration_s))
         except KeyboardInterrupt:
             self.partial = True
             self.event.set()
@@ -222,7 +220,9 @@ class _Outstanding:
             pass
 
 
-def _closed_blocking(sut: SystemUnderTest, clients: int, rec: _Recorder, progress: Any) -> None:
+def _closed_blocking(
+    sut: SystemUnderTest, clients: int, rec: _Recorder, progress: ProgressFn | None
+) -> None:
     barrier = threading.Barrier(clients + 1)
 
     def client(index: int) -> None:
@@ -266,7 +266,9 @@ def _closed_blocking(sut: SystemUnderTest, clients: int, rec: _Recorder, progres
         t.join()
 
 
-def _closed_callback(sut: SystemUnderTest, clients: int, rec: _Recorder, progress: Any) -> None:
+def _closed_callback(
+    sut: SystemUnderTest, clients: int, rec: _Recorder, progress: ProgressFn | None
+) -> None:
     out = _Outstanding()
     clock = time.perf_counter_ns
 
@@ -294,7 +296,9 @@ def _closed_callback(sut: SystemUnderTest, clients: int, rec: _Recorder, progres
     out.close_and_wait()
 
 
-def _closed_loop(sut: SystemUnderTest, clients: int, rec: _Recorder, progress: Any) -> None:
+def _closed_loop(
+    sut: SystemUnderTest, clients: int, rec: _Recorder, progress: ProgressFn | None
+) -> None:
     import asyncio
 
     async def client() -> None:
@@ -329,7 +333,9 @@ def _closed_loop(sut: SystemUnderTest, clients: int, rec: _Recorder, progress: A
             continue
 
 
-def _open_loop(sut: SystemUnderTest, bench: BenchConfig, rec: _Recorder, progress: Any) -> None:
+def _open_loop(
+    sut: SystemUnderTest, bench: BenchConfig, rec: _Recorder, progress: ProgressFn | None
+) -> None:
     """Poisson arrivals; latency runs from each scheduled arrival."""
     assert bench.target_qps is not None  # BenchConfig checks it for the server scenario
     out = _Outstanding()
@@ -362,7 +368,8 @@ def _open_loop(sut: SystemUnderTest, bench: BenchConfig, rec: _Recorder, progres
             if rec.fatal:
                 break
             if progress is not None and issued % 64 == 0:
-                progress(issued, bench.queries, (last_issued - start) / 1e9, bench.duration_s)
+                elapsed_s = (last_issued - start) / 1e9
+                progress(Progress(issued, bench.queries, elapsed_s, bench.duration_s))
     except KeyboardInterrupt:
         rec.partial = True
     out.close_and_wait()
@@ -1090,7 +1097,8 @@ def run_benchmark(
         feeds: ready-made arrays, used instead of ``inputs``.
         target_qps: offered load of the ``server`` scenario (required there, an error elsewhere).
         seed: random seed for synthetic inputs and Poisson arrivals.
-        progress: called now and then with (done, min_queries, elapsed_s, min_duration_s).
+        progress: called now and then with the run's :class:`~nnperf.types.Progress` (queries
+            done of the minimum, seconds elapsed of the minimum duration).
         session: an already loaded session to measure (its load stages are reported as 0).
         api: how queries are issued: ``sync`` (default), ``queue`` (Submitter/Receiver) or
             ``async`` (AsyncRunner); see :mod:`nnperf.bench.sut`.

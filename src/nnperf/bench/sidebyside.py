@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,11 @@ from nnperf.errors import InvalidInputError
 from nnperf.model import ModelBlob, ModelSource, load_model
 from nnperf.runtime.observers import RunEvent
 from nnperf.runtime.session import Session
+from nnperf.types import Progress, ProgressFn
 
 __all__ = ["SIDE_BY_SIDE_SCHEMA", "SideBySide", "SideBySideRow", "run_side_by_side"]
 
 SIDE_BY_SIDE_SCHEMA = "nnperf.sidebyside/1"
-ProgressFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,8 @@ def run_side_by_side(
         inputs: input specs, as ``nnperf bench --input``.
         target_qps: the server scenario's offered load.
         seed: random seed of the synthetic inputs.
-        progress: called with a line naming what is being measured.
+        progress: called before each measurement with a :class:`~nnperf.types.Progress` naming
+            what is measured next.
         bench: further :func:`~nnperf.bench.scenarios.run_benchmark` arguments (``api``,
             ``concurrency``...).
 
@@ -274,7 +275,13 @@ def run_side_by_side(
         for r in range(rounds):
             for i, sess in enumerate(sessions):
                 if progress is not None:
-                    progress(f"round {r + 1}/{rounds}: {names[i]}")
+                    progress(
+                        Progress(
+                            done=r * len(sessions) + i,
+                            total=rounds * len(sessions),
+                            what=f"round {r + 1}/{rounds}: {names[i]}",
+                        )
+                    )
                 results[i].append(
                     _measure(
                         watchers[i],

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from nnperf.bench.report import CSV_COLUMNS, csv_row
 from nnperf.bench.scenarios import BenchResult
 from nnperf.errors import InvalidInputError
+from nnperf.types import Progress, ProgressFn
 
 __all__ = ["AXES", "SWEEP_SCHEMA", "Knee", "Sweep", "find_knee", "parse_sweep_values", "run_sweep"]
 
@@ -165,7 +166,7 @@ def run_sweep(
     point: Callable[[Any], BenchResult],
     *,
     provenance: dict[str, Any],
-    progress: Callable[[int, int, Any], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> Sweep:
     """Measure ``point(value)`` for every value, in order; find the knee.
 
@@ -182,7 +183,7 @@ def run_sweep(
     points: list[BenchResult] = []
     for i, value in enumerate(values):
         if progress is not None:
-            progress(i, len(values), value)
+            progress(Progress(i, len(values), what=f"{axis} {value}"))
         r = point(value)
         points.append(r)
         if r.partial:

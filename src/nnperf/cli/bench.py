@@ -26,14 +26,21 @@ from nnperf.cli.args import (
     positive_float,
     positive_int,
 )
-from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.output import (
+    Output,
+    add_output_arguments,
+    check_output_path,
+    progress_bar,
+    with_provenance,
+)
 from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.errors import InvalidInputError
+from nnperf.types import Progress, ProgressFn
 
 if TYPE_CHECKING:
     from nnperf.bench.scenarios import BenchResult
 
-__all__ = ["progress_bar", "register", "run"]
+__all__ = ["register", "run"]
 
 _NOTICE_MIN_S = 10.0
 """Runs at least this long announce on stderr that Ctrl-C keeps what was measured."""
@@ -228,63 +235,39 @@ def register(sub: Any) -> None:
 
 
 @contextmanager
-def progress_bar(
-    enabled: bool, description: str
-) -> Iterator[Callable[[int, int, float, float], None] | None]:
-    """A rich progress bar fed by ``(done, min_queries, elapsed_s, min_duration_s)``.
-
-    Yields ``None`` when disabled or when rich is not installed.
-    """
-    if not enabled:
-        yield None
-        return
-    try:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError:
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[done]} queries"),
-        TimeElapsedColumn(),
-        transient=True,
-        console=None,
-    ) as bar:
-        task = bar.add_task(description, total=1.0, done=0)
-
-        def update(done: int, queries: int, elapsed_s: float, duration_s: float) -> None:
-            frac = min(done / queries, elapsed_s / duration_s if duration_s else 1.0)
-            bar.update(task, completed=min(frac, 1.0), done=done)
-
-        yield update
-
-
-@contextmanager
-def _progress(
-    args: argparse.Namespace, label: str
-) -> Iterator[Callable[[int, int, float, float], None] | None]:
+def _progress(args: argparse.Namespace, label: str) -> Iterator[ProgressFn | None]:
     """The progress bar, plus one stderr line when measuring starts on a long run (or a
     terminal): Ctrl-C stops the run and keeps what was measured."""
     tty = sys.stderr.isatty()
     show = args.progress if args.progress is not None else tty
     notice = tty or args.duration >= _NOTICE_MIN_S
-    with progress_bar(show, label) as bar:
+    with progress_bar(show, label, unit="queries") as bar:
         told = [not notice]
 
-        def update(done: int, queries: int, elapsed_s: float, duration_s: float) -> None:
+        def update(p: Progress) -> None:
             if not told[0]:
                 told[0] = True
                 print(
-                    f"nnperf bench: measuring {label} for at least {duration_s:g} s and "
-                    f"{queries} queries (Ctrl-C stops and keeps what was measured)",
+                    f"nnperf bench: measuring {label} for at least {p.duration_s:g} s and "
+                    f"{p.total} queries (Ctrl-C stops and keeps what was measured)",
                     file=sys.stderr,
                     flush=True,
                 )
             if bar is not None:
-                bar(done, queries, elapsed_s, duration_s)
+                bar(p)
 
         yield update if (notice or bar is not None) else None
+
+
+def _progress_lines(args: argparse.Namespace) -> ProgressFn | None:
+    """Side-by-side runs: one stderr line per measurement (with ``--progress`` or a terminal)."""
+    if not (args.progress if args.progress is not None else sys.stderr.isatty()):
+        return None
+
+    def line(p: Progress) -> None:
+        print(f"  {p.what}", file=sys.stderr)
+
+    return line
 
 
 def _axes(args: argparse.Namespace) -> tuple[dict[str, list[Any]], dict[str, Any]]:
@@ -387,9 +370,9 @@ def _sweep(
 
     ((axis, values),) = swept.items()
 
-    def announce(i: int, n: int, value: Any) -> None:
+    def announce(p: Progress) -> None:
         if args.progress or sys.stderr.isatty():
-            print(f"nnperf bench: point {i + 1}/{n}: {axis} {value}", file=sys.stderr)
+            print(f"nnperf bench: point {p.done + 1}/{p.total}: {p.what}", file=sys.stderr)
 
     sweep = run_sweep(
         axis,
@@ -538,11 +521,7 @@ def _run_side_by_side(
         configs = [
             c.replace(dims={**c.dims, **dims}, shapes={**c.shapes, **shapes}) for c in configs
         ]
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-
-    def progress(what: str) -> None:
-        if show:
-            print(f"  {what}", file=sys.stderr)
+    progress = _progress_lines(args)
 
     result = run_side_by_side(
         args.model,
@@ -606,11 +585,7 @@ def _run_models_side_by_side(
     dims, shapes = dims_and_shapes(args)
     if dims or shapes:
         cfg = cfg.replace(dims={**cfg.dims, **dims}, shapes={**cfg.shapes, **shapes})
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-
-    def progress(what: str) -> None:
-        if show:
-            print(f"  {what}", file=sys.stderr)
+    progress = _progress_lines(args)
 
     result = run_side_by_side(
         models,

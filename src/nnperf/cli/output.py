@@ -7,7 +7,7 @@
   human report moves to stderr for ``json`` and ``csv``.
 * Output paths are checked before anything runs: a missing directory is a usage error at once,
   not a traceback after the whole measurement.
-* Status lines (``wrote FILE``, warnings) go to stderr.
+* Status lines (``wrote FILE``, warnings) and progress bars go to stderr.
 """
 
 from __future__ import annotations
@@ -17,14 +17,23 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from nnperf.cli.args import output_file_or_stdout
 from nnperf.errors import InvalidInputError
+from nnperf.types import Progress, ProgressFn
 
-__all__ = ["STDOUT", "Output", "add_output_arguments", "check_output_path", "with_provenance"]
+__all__ = [
+    "STDOUT",
+    "Output",
+    "add_output_arguments",
+    "check_output_path",
+    "progress_bar",
+    "with_provenance",
+]
 
 STDOUT = "-"
 
@@ -155,3 +164,57 @@ class Output:
         if self.json_path not in (None, STDOUT):
             Path(self.json_path).write_text(text)
             self.status(f"wrote {self.json_path}")
+
+
+_PLAIN_EVERY_NS = 500_000_000
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, label: str, *, unit: str = "") -> Iterator[ProgressFn | None]:
+    """A progress bar on stderr fed with :class:`~nnperf.types.Progress` (every long-running
+    command uses this one): rich's bar when rich is installed (``pip install nnperf[progress]``),
+    else one plain line rewritten at most twice a second. Yields ``None`` when disabled, so
+    producers skip the reporting altogether.
+    """
+    if not enabled:
+        yield None
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+    except ImportError:
+        last = [0]
+
+        def plain(p: Progress) -> None:
+            now = time.perf_counter_ns()
+            if now - last[0] >= _PLAIN_EVERY_NS:
+                last[0] = now
+                print(f"\r{label}: {_steps(p, unit)} {p.what[:60]}", end="", file=sys.stderr)
+
+        try:
+            yield plain
+        finally:
+            if last[0]:
+                print(file=sys.stderr)
+        return
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[steps]}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[what]}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=1.0, steps="", what="")
+
+        def update(p: Progress) -> None:
+            bar.update(task, completed=p.fraction, steps=_steps(p, unit), what=p.what[:60])
+
+        yield update
+
+
+def _steps(p: Progress, unit: str) -> str:
+    count = f"{p.done}/{p.total}" if p.total > 0 and p.done <= p.total else str(p.done)
+    return f"{count} {unit}".rstrip()

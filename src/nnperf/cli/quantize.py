@@ -4,8 +4,7 @@ configuration chosen by measurement, with a before/after table."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,13 @@ from nnperf.cli.args import (
     unit_interval,
 )
 from nnperf.cli.export import add_tables_argument, records_table, write_tables
-from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.output import (
+    Output,
+    add_output_arguments,
+    check_output_path,
+    progress_bar,
+    with_provenance,
+)
 from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
@@ -209,23 +214,6 @@ def _evaluation(args: argparse.Namespace, model: Any, data: list[dict[str, np.nd
         return load_eval_data(args.eval_data, s.inputs)
 
 
-@contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar when rich is installed, else a plain counter on one line."""
-    try:
-        from rich.progress import Progress
-    except ImportError:
-
-        def plain(n: int) -> None:
-            print(f"\r{label}: {n}/{total}", end="" if n < total else "\n", flush=True)
-
-        yield plain
-        return
-    with Progress(transient=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.update(task, completed=n)
-
-
 def run(args: argparse.Namespace) -> int:
     """Calibrate, quantize, print the choice and the before/after table."""
     out = Output(args.json)
@@ -262,7 +250,7 @@ def _quantize(
     with (
         # prepared above (or not, with --no-prepare): the API's own prepare step stays off
         Calibrator(model, args.method, percentage=args.percentage, prepare=False) as cal,
-        _progress(f"calibrating ({args.method})", len(data)) as tick,
+        progress_bar(sys.stderr.isatty(), f"calibrating ({args.method})", unit="samples") as tick,
     ):
         cal.collect_data(data, progress=tick)
         ranges = cal.compute_range()
@@ -272,14 +260,7 @@ def _quantize(
     exclude: list[str] = []
     if args.sensitivity or args.keep_float:
         act = "int8" if args.activation_type == "int8" else "uint8"
-        with _progress(
-            "layer sensitivity",
-            sum(
-                1
-                for n in model.graph.node
-                if n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")
-            ),
-        ) as tick:
+        with progress_bar(sys.stderr.isatty(), "layer sensitivity", unit="nodes") as tick:
             sens = layer_sensitivity(
                 model,
                 ranges,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from nnperf.cli.args import (
@@ -17,7 +15,13 @@ from nnperf.cli.args import (
     positive_int,
     unit_interval,
 )
-from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.output import (
+    Output,
+    add_output_arguments,
+    check_output_path,
+    progress_bar,
+    with_provenance,
+)
 from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.engines.config import PRECISIONS
 from nnperf.errors import InvalidInputError
@@ -160,34 +164,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-@contextmanager
-def _progress_bar(
-    enabled: bool, budget_s: float
-) -> Iterator[Callable[[float, float, str], None] | None]:
-    """A rich progress bar over the time budget, naming the candidate being measured."""
-    if not enabled:
-        yield None
-        return
-    try:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError:
-        yield None
-        return
-    with Progress(
-        TextColumn("tune"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[what]}"),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("tune", total=budget_s, what="")
-
-        def update(elapsed_s: float, total_s: float, what: str) -> None:
-            bar.update(task, completed=min(elapsed_s, total_s), what=what[:60])
-
-        yield update
-
-
 def _parse_variants(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -254,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
-        with _progress_bar(show, args.time_budget_s) as progress:
+        with progress_bar(show, "tune", unit="runs") as progress:
             result = tune(
                 args.model,
                 objective=objective,

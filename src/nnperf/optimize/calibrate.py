@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,11 @@ from nnperf.model import ModelSource, graph_io, load_model
 from nnperf.optimize.config import run_config
 from nnperf.optimize.editor import as_proto, get_pure_input_names
 from nnperf.optimize.quantize import prepare as _prepare_model
+from nnperf.types import Progress, ProgressFn
 
-__all__ = ["CalibrationMethod", "Calibrator", "ProgressFn", "Sample", "random_dataset"]
+__all__ = ["CalibrationMethod", "Calibrator", "Sample", "random_dataset"]
 
 Sample = Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
-ProgressFn = Callable[[int], None]
 Range = tuple[float, float]
 
 
@@ -154,6 +154,7 @@ class _Reader:
     """onnxruntime ``CalibrationDataReader`` over an iterable, counting samples."""
 
     def __init__(self, data: Iterable[Sample], names: Sequence[str], progress: ProgressFn | None):
+        self._total = len(data) if isinstance(data, Sized) else 0
         self._it: Iterator[Sample] = iter(data)
         self._names = names
         self._progress = progress
@@ -166,7 +167,7 @@ class _Reader:
             return None
         self.count += 1
         if self._progress is not None:
-            self._progress(self.count)
+            self._progress(Progress(self.count, self._total, what="calibrating"))
         return _feed_dict(sample, self._names)
 
     def __iter__(self) -> _Reader:
@@ -381,7 +382,8 @@ class Calibrator:
 
         Args:
             dataset: samples: a dict by input name, a list in input order, or one array.
-            progress: called with the running sample count after each sample.
+            progress: called after each sample with a :class:`~nnperf.types.Progress`: samples
+                done, of ``len(dataset)`` when it has one.
 
         Returns:
             How many samples this call consumed.

@@ -14,12 +14,12 @@ import onnx
 from nnperf.engines.config import RunConfig
 from nnperf.errors import InvalidInputError
 from nnperf.model import ModelSource
-from nnperf.optimize.calibrate import ProgressFn
 from nnperf.optimize.editor import as_proto
 from nnperf.optimize.measure import Contender, measure_models
 from nnperf.optimize.quantize import prepare as _prepare_model
 from nnperf.optimize.quantize import quantize
 from nnperf.optimize.verify import Agreement, compare_outputs, run_outputs
+from nnperf.types import Progress, ProgressFn
 
 __all__ = [
     "LayerSensitivity",
@@ -263,6 +263,8 @@ def layer_sensitivity(
     result = []
     targets = [n for n in proto.graph.node if n.op_type in _QUANTIZABLE]
     for i, node in enumerate(targets):
+        if progress is not None:
+            progress(Progress(i, len(targets), what=f"{node.op_type} {node.name}"))
         if not node.name:
             continue
         q = quantize(
@@ -282,6 +284,6 @@ def layer_sensitivity(
                 cosine=agreement.cosine,
             )
         )
-        if progress is not None:
-            progress(i + 1)
+    if progress is not None:
+        progress(Progress(len(targets), len(targets), what="done"))
     return sorted(result, key=lambda s: s.cosine)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +42,17 @@ from nnperf.tune.guard import DEFAULT_MIN_COSINE, AccuracyCheck, AccuracyGuard, 
 from nnperf.tune.objective import Objective
 from nnperf.tune.results import CandidateResult, Measurement, TuneResult, median
 from nnperf.tune.space import BASE_VARIANT, Candidate, SearchSpace, build_space
+from nnperf.types import Progress, ProgressFn
 
 __all__ = [
     "CandidateResult",
     "Measurement",
     "Objective",
-    "ProgressFn",
     "TuneResult",
     "decide",
     "tune",
 ]
 
-ProgressFn = Callable[[float, float, str], None]
-"""progress(elapsed_s, time_budget_s, what is being measured)."""
 
 _MIN_RUN_S = 0.05
 _MAX_PRUNE_RUN_S = 1.0
@@ -137,7 +135,14 @@ class _Search:
         if label in self.errors:
             return None
         if self.progress is not None:
-            self.progress(self.now() - self.start, self.budget_s, f"{phase}: {label}")
+            self.progress(
+                Progress(
+                    done=sum(len(runs) for runs in self.runs.values()),
+                    elapsed_s=self.now() - self.start,
+                    duration_s=self.budget_s,
+                    what=f"{phase}: {label}",
+                )
+            )
         if self.guard is not None and label not in self.accuracy:
             try:
                 check = self.guard.check(cand)
@@ -312,7 +317,8 @@ def tune(
             per-channel weights): the first three quarters calibrate, the held-out rest is what
             the accuracy guard compares on (unless ``accuracy_inputs`` is given).
         seed: seed for synthetic inputs and Poisson arrivals (default 0).
-        progress: called with ``(elapsed_s, time_budget_s, what)`` before each run.
+        progress: called with a :class:`~nnperf.types.Progress` (seconds elapsed of the time
+            budget, candidates measured, what is measured next) before each run.
 
     Returns:
         The :class:`TuneResult`; ``result.config`` is the winning RunConfig.
@@ -582,7 +588,8 @@ def _search(
     )
     by_label = {r.label: r for r in final_results}
     if progress is not None:
-        progress(s.now() - s.start, time_budget_s, "done")
+        runs = sum(len(r) for r in s.runs.values())
+        progress(Progress(runs, 0, s.now() - s.start, time_budget_s, "done"))
     return TuneResult(
         objective=objective,
         winner=by_label[winner.label],
