@@ -29,8 +29,10 @@ from nnperf.cli.args import (
 from nnperf.cli.output import (
     Output,
     add_output_arguments,
+    add_progress_argument,
     check_output_path,
     progress_bar,
+    show_progress,
     with_provenance,
 )
 from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
@@ -39,6 +41,8 @@ from nnperf.types import Progress, ProgressFn
 
 if TYPE_CHECKING:
     from nnperf.bench.scenarios import BenchResult
+    from nnperf.bench.sidebyside import SideBySide
+    from nnperf.engines.config import RunConfig
 
 __all__ = ["register", "run"]
 
@@ -225,12 +229,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--seed", type=non_negative_int, default=0, help="random seed for inputs (default 0)"
     )
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show a progress bar (default: when stderr is a terminal)",
-    )
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -239,7 +238,7 @@ def _progress(args: argparse.Namespace, label: str) -> Iterator[ProgressFn | Non
     """The progress bar, plus one stderr line when measuring starts on a long run (or a
     terminal): Ctrl-C stops the run and keeps what was measured."""
     tty = sys.stderr.isatty()
-    show = args.progress if args.progress is not None else tty
+    show = show_progress(args)
     notice = tty or args.duration >= _NOTICE_MIN_S
     with progress_bar(show, label, unit="queries") as bar:
         told = [not notice]
@@ -261,7 +260,7 @@ def _progress(args: argparse.Namespace, label: str) -> Iterator[ProgressFn | Non
 
 def _progress_lines(args: argparse.Namespace) -> ProgressFn | None:
     """Side-by-side runs: one stderr line per measurement (with ``--progress`` or a terminal)."""
-    if not (args.progress if args.progress is not None else sys.stderr.isatty()):
+    if not show_progress(args):
         return None
 
     def line(p: Progress) -> None:
@@ -371,7 +370,7 @@ def _sweep(
     ((axis, values),) = swept.items()
 
     def announce(p: Progress) -> None:
-        if args.progress or sys.stderr.isatty():
+        if show_progress(args):
             print(f"nnperf bench: point {p.done + 1}/{p.total}: {p.what}", file=sys.stderr)
 
     sweep = run_sweep(
@@ -496,8 +495,6 @@ def _run_side_by_side(
     args: argparse.Namespace, engines: list[str], single: dict[str, Any], out: Output
 ) -> int:
     """``nnperf bench MODEL --engine a,b``: every engine on the same inputs, interleaved."""
-    from nnperf.bench.inputs import parse_input_specs
-    from nnperf.bench.sidebyside import run_side_by_side
 
     if args.trace_output or args.pipeline_stages or args.max_batch_size or args.url:
         raise InvalidInputError(
@@ -516,17 +513,37 @@ def _run_side_by_side(
     configs = [
         config_from_args(one, engine=e, batch_size=single.get("batch_size")) for e in engines
     ]
+    result = _measure_side_by_side(args, args.model, configs, single, labels=engines)
+    out.report(result.render())
+    doc = with_provenance(result.to_dict(), args, warmup=args.warmup_iters)
+    out.document(doc)
+    _write_report(args, out, doc)
+    rounds = [r for row in result.rows for r in row.rounds]
+    return _exit_code(rounds, args.require_valid)
+
+
+def _measure_side_by_side(
+    args: argparse.Namespace,
+    model: str | list[str],
+    configs: list[RunConfig],
+    single: dict[str, Any],
+    *,
+    labels: list[str] | None = None,
+) -> SideBySide:
+    """The interleaved measurement behind both side-by-side forms, with the command's shapes,
+    scenario, rounds and load."""
+    from nnperf.bench.inputs import parse_input_specs
+    from nnperf.bench.sidebyside import run_side_by_side
+
     dims, shapes = dims_and_shapes(args)
     if dims or shapes:
         configs = [
             c.replace(dims={**c.dims, **dims}, shapes={**c.shapes, **shapes}) for c in configs
         ]
-    progress = _progress_lines(args)
-
-    result = run_side_by_side(
-        args.model,
+    return run_side_by_side(
+        model,
         configs,
-        labels=engines,
+        labels=labels,
         scenario=args.scenario,
         rounds=args.rounds,
         queries=args.queries,
@@ -535,17 +552,11 @@ def _run_side_by_side(
         inputs=parse_input_specs(args.input),
         target_qps=single.get("target_qps"),
         seed=args.seed,
-        progress=progress,
+        progress=_progress_lines(args),
         workers=args.workers,
         api=args.api,
         concurrency=single.get("concurrency"),
     )
-    out.report(result.render())
-    doc = with_provenance(result.to_dict(), args, warmup=args.warmup_iters)
-    out.document(doc)
-    _write_report(args, out, doc)
-    rounds = [r for row in result.rows for r in row.rounds]
-    return _exit_code(rounds, args.require_valid)
 
 
 def _write_report(args: argparse.Namespace, out: Output, doc: dict[str, Any]) -> None:
@@ -562,8 +573,6 @@ def _run_models_side_by_side(
 ) -> int:
     """``nnperf bench A.onnx B.onnx``: every model with the same config, interleaved, then the
     noise-aware comparison of each with the first."""
-    from nnperf.bench.inputs import parse_input_specs
-    from nnperf.bench.sidebyside import run_side_by_side
     from nnperf.report.compare import compare_runs
     from nnperf.report.documents import runs_of
 
@@ -582,27 +591,7 @@ def _run_models_side_by_side(
     models = [args.model, *args.more_models]
     one = argparse.Namespace(**{**vars(args), "device": single.get("device")})
     cfg = config_from_args(one, batch_size=single.get("batch_size"))
-    dims, shapes = dims_and_shapes(args)
-    if dims or shapes:
-        cfg = cfg.replace(dims={**cfg.dims, **dims}, shapes={**cfg.shapes, **shapes})
-    progress = _progress_lines(args)
-
-    result = run_side_by_side(
-        models,
-        [cfg] * len(models),
-        scenario=args.scenario,
-        rounds=args.rounds,
-        queries=args.queries,
-        duration_s=args.duration,
-        warmup_iters=args.warmup_iters,
-        inputs=parse_input_specs(args.input),
-        target_qps=single.get("target_qps"),
-        seed=args.seed,
-        progress=progress,
-        workers=args.workers,
-        api=args.api,
-        concurrency=single.get("concurrency"),
-    )
+    result = _measure_side_by_side(args, models, [cfg] * len(models), single)
     out.report(result.render())
     doc = with_provenance(result.to_dict(), args, warmup=args.warmup_iters)
     runs = runs_of(doc, label="bench")

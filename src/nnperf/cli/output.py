@@ -30,8 +30,10 @@ __all__ = [
     "STDOUT",
     "Output",
     "add_output_arguments",
+    "add_progress_argument",
     "check_output_path",
     "progress_bar",
+    "show_progress",
     "with_provenance",
 ]
 
@@ -167,6 +169,22 @@ class Output:
 
 
 _PLAIN_EVERY_NS = 500_000_000
+
+
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    """``--progress/--no-progress``: the progress bar on stderr (default: when it is a terminal)."""
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether ``--progress``/``--no-progress`` (or, unset, a terminal on stderr) asks for progress."""
+    flag: bool | None = getattr(args, "progress", None)
+    return sys.stderr.isatty() if flag is None else flag
 
 
 @contextlib.contextmanager

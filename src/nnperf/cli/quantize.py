@@ -23,8 +23,10 @@ from nnperf.cli.export import add_tables_argument, records_table, write_tables
 from nnperf.cli.output import (
     Output,
     add_output_arguments,
+    add_progress_argument,
     check_output_path,
     progress_bar,
+    show_progress,
     with_provenance,
 )
 from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
@@ -136,6 +138,7 @@ def register(sub: Any) -> None:
     )
     add_shape_arguments(p)
     add_output_arguments(p, document="nnperf.quantize/1")
+    add_progress_argument(p)
     add_tables_argument(p)
     p.set_defaults(func=run)
 
@@ -190,7 +193,6 @@ def load_calibration(
 
 def _evaluation(args: argparse.Namespace, model: Any, data: list[dict[str, np.ndarray]]) -> Any:
     """The accuracy-check queries: --eval-data, else the first calibration samples (warned)."""
-    import sys
 
     from nnperf.optimize.evaldata import load_eval_data, shared_queries
     from nnperf.runtime import Session, resolve_config
@@ -250,7 +252,7 @@ def _quantize(
     with (
         # prepared above (or not, with --no-prepare): the API's own prepare step stays off
         Calibrator(model, args.method, percentage=args.percentage, prepare=False) as cal,
-        progress_bar(sys.stderr.isatty(), f"calibrating ({args.method})", unit="samples") as tick,
+        progress_bar(show_progress(args), f"calibrating ({args.method})", unit="samples") as tick,
     ):
         cal.collect_data(data, progress=tick)
         ranges = cal.compute_range()
@@ -260,7 +262,7 @@ def _quantize(
     exclude: list[str] = []
     if args.sensitivity or args.keep_float:
         act = "int8" if args.activation_type == "int8" else "uint8"
-        with progress_bar(sys.stderr.isatty(), "layer sensitivity", unit="nodes") as tick:
+        with progress_bar(show_progress(args), "layer sensitivity", unit="nodes") as tick:
             sens = layer_sensitivity(
                 model,
                 ranges,

@@ -18,8 +18,10 @@ from nnperf.cli.args import (
 from nnperf.cli.output import (
     Output,
     add_output_arguments,
+    add_progress_argument,
     check_output_path,
     progress_bar,
+    show_progress,
     with_provenance,
 )
 from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
@@ -155,12 +157,7 @@ def register(sub: Any) -> None:
         default="text",
         help="stdout: the text report, or the candidates table as CSV or Markdown (default text)",
     )
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show a progress bar (default: when stderr is a terminal)",
-    )
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -227,10 +224,9 @@ def run(args: argparse.Namespace) -> int:
         latency_budget_ms=args.latency_budget_ms,
     )
     space = _space_with_shapes(args, objective)
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
-        with progress_bar(show, "tune", unit="runs") as progress:
+        with progress_bar(show_progress(args), "tune", unit="runs") as progress:
             result = tune(
                 args.model,
                 objective=objective,
