@@ -91,7 +91,10 @@ class _Stream:
             runner.offer if isinstance(runner, Admitting) else None
         )
         capacity = runner.max_inflight + input_queue_size
-        self.room = Slots(capacity) if self.offer is not None else None
+        # a submitter blocked on a full queue wakes when half of it has drained, not per query
+        self.room = (
+            Slots(capacity, wake_batch=input_queue_size // 2) if self.offer is not None else None
+        )
         # Results not yet received are bounded by the queries inside, those waiting, and the
         # output queue.
         self.outstanding = (

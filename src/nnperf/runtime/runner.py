@@ -63,32 +63,74 @@ class Slots:
     acquire and per release, measured on the per-query path); this one is a
     ``queue.SimpleQueue`` holding one token per free slot, so taking and returning a slot costs a
     C-level ``get`` / ``put`` and a blocked taker sleeps on a C lock without the GIL.
+
+    ``wake_batch`` > 1 adds hysteresis for a producer that fills every slot (a bulk issue): a
+    blocked :meth:`acquire` sleeps until that many slots are free instead of waking for each one.
+    Every wake-up of the issuing thread costs it tens of microseconds of a core the workers are
+    using, once per query when it wakes per slot; woken per batch it refills the batch in one go
+    (``benchmarks/loadgen.py``, ``benchmarks/concurrency.py``). Owners choose a batch below the
+    slots that are waiting to run, so the workers never go idle meanwhile. While a taker sleeps,
+    other blocking takers queue behind it rather than take freed slots one by one.
     """
 
-    __slots__ = ("_tokens", "limit")
+    __slots__ = ("_cond", "_tokens", "_waiters", "limit", "wake_batch")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, wake_batch: int = 1) -> None:
         """``limit`` free slots (at most 1 000 000: one token each is allocated up front)."""
         if not 1 <= limit <= 1_000_000:
             raise InvalidInputError(
                 f"max_inflight: got {limit}, expected 1 to 1000000 queries inside the runtime"
             )
         self.limit = limit
+        self.wake_batch = max(1, min(wake_batch, limit))
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         for _ in range(limit):
             self._tokens.put(None)
+        self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take a slot; False when none freed within ``timeout`` seconds (or at once if not blocking)."""
-        try:
-            self._tokens.get(blocking, timeout)
-        except queue.Empty:
-            return False
-        return True
+        if self.wake_batch == 1 or not blocking:
+            try:
+                self._tokens.get(blocking, timeout)
+            except queue.Empty:
+                return False
+            return True
+        if not self._waiters and self.try_acquire():
+            return True
+        return self._acquire_batched(timeout)
+
+    def _acquire_batched(self, timeout: float | None) -> bool:
+        """Sleep until ``wake_batch`` slots are free (or the deadline), then take one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tokens = self._tokens
+        while True:
+            with self._cond:
+                self._waiters += 1
+                try:
+                    while tokens.qsize() < self.wake_batch:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            break  # out of time: take any one that is free
+                        self._cond.wait(remaining)
+                finally:
+                    self._waiters -= 1
+            if self.try_acquire():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            # another taker emptied the batch first: sleep again
 
     def release(self) -> None:
         """Return a slot (only ever after a successful :meth:`acquire`)."""
-        self._tokens.put(None)
+        tokens = self._tokens
+        tokens.put(None)
+        # ``_waiters`` is read without the lock: a taker counts itself in under the lock and
+        # then looks at the tokens, so this put is either seen by it or followed by this notify.
+        if self._waiters and tokens.qsize() >= self.wake_batch:
+            with self._cond:
+                self._cond.notify_all()
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free now (no exception raised and caught when none is)."""
@@ -187,7 +229,10 @@ class Runner:
             or session.config.max_inflight
             or default_max_inflight(n_instances, self.workers)
         )
-        self._slots = Slots(self.max_inflight)
+        # a blocked submit wakes when half the slots beyond the running queries are free
+        self._slots = Slots(
+            self.max_inflight, wake_batch=(self.max_inflight - min(self.workers, n_instances)) // 2
+        )
         self._output_set = frozenset(o.name for o in session.outputs)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         # Queries offered (``offer``) while every slot was taken: they wait here, outside the
@@ -393,9 +438,18 @@ class Runner:
         return self.submit(inputs).result(timeout=timeout_s)
 
     def _release(self) -> None:
-        """Give a slot back, admitting a parked query with it if one waits."""
+        """Give a slot back; when a query is parked, hand the slot straight to it instead (one
+        queue put, not a token returned and taken again)."""
+        parked = self._parked
+        if parked:
+            with self._admit_lock:  # as in _admit: close() sees it parked or queued, never between
+                job = parked.popleft() if parked else None
+                if job is not None:
+                    self._queue.put(job)
+            if job is not None:
+                return
         self._slots.release()
-        if self._parked:
+        if parked:
             self._admit()
 
     def _work(self, index: int) -> None:
