@@ -136,3 +136,19 @@ def test_runtime_techniques_around_a_split_device() -> None:
     assert all(
         t.config.max_batch_size is None for c in fixed.primary() for t in fixed.techniques(c)
     )
+
+
+def test_primary_grid_puts_every_engine_precision_and_split_before_batches_and_workers() -> None:
+    space = build_space(
+        load_model(matmul_model()),
+        throughput=True,
+        cores=2,
+        engines=["onnxruntime", "openvino"],
+        precisions=["f32", "bf16"],
+    )
+    primary = space.primary()
+    coarse = [c for c in primary if (c.config.batch_size or 1) == 1 and c.config.workers is None]
+    assert primary[: len(coarse)] == coarse  # the coarse level comes first
+    seen = {(c.config.engine, c.config.precision, c.config.device) for c in coarse}
+    wanted = {(e, p, d) for e in space.engines for p in space.precisions[e] for d in space.devices}
+    assert seen == wanted and len(primary) > len(coarse)

@@ -224,11 +224,23 @@ class SearchSpace:
             )
 
     def primary(self) -> list[Candidate]:
-        """Every primary point with all engine knobs at their defaults."""
-        return [
+        """Every primary point with all engine knobs at their defaults, coarse first.
+
+        Every engine × precision × variant × device split at batch 1 and one worker per
+        instance comes before any batch size or extra worker: those axes decide most (engines
+        and precisions differ by 2-6x, batch and workers by tens of percent), so a budget that
+        runs out before the end of the grid has still seen each of them. Within a level the grid
+        order holds.
+        """
+        points = [
             Candidate(self._config(engine, precision, dev, wpi, batch), variant)
             for engine, precision, dev, wpi, batch, variant in self._primary_points()
         ]
+
+        def level(c: Candidate) -> int:
+            return int((c.config.batch_size or 1) != 1) + int(c.config.workers is not None)
+
+        return sorted(points, key=level)
 
     def variations(self, point: Candidate) -> list[Candidate]:
         """``point`` with one engine knob moved off its default, for each knob and value, then
