@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +277,27 @@ def test_optimize_uint8_before_pipeline_normalises_on_the_host(
     result = json.loads(report.read_text())["comparison"]
     assert result["agreement"]["cosine"] > 0.99999
     assert result["before"]["iters"] == result["after"]["iters"] == 6
+
+
+def test_optimize_takes_the_shape_flags_its_error_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A model with a symbolic non-batch dim: the error said "set it with --dim seq=VALUE", a flag
+    # optimize did not have.
+    from models import seq_model
+
+    path = tmp_path / "seq.onnx"
+    onnx.save(seq_model(), str(path))
+    out = tmp_path / "o.onnx"
+    base = ["optimize", str(path), "-o", str(out), "--iters", "2"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "--dim seq=VALUE" in err
+    assert main([*base, "--dim", "seq=8", "--json", str(tmp_path / "r.json")]) == 0
+    assert out.exists()
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["comparison"]["agreement"]["cosine"] > 0.999
+    capsys.readouterr()
+    assert main([*base, "--shape", "x:2x8x64", "--batch-size", "2"]) == 0
+    assert main([*base, "--dim", "sq=8"]) == 2
+    assert "no symbolic dimension 'sq'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import numpy as np
 from nnperf.cli.args import output_file, positive_float, positive_int
 from nnperf.cli.export import add_tables_argument, write_tables
 from nnperf.cli.output import Output, add_output_arguments, check_output_path, with_provenance
+from nnperf.cli.shapes import add_shape_arguments, dims_and_shapes
 from nnperf.errors import InvalidInputError
 
 __all__ = ["register", "run"]
@@ -154,6 +155,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--iters", type=positive_int, default=20, help="timed runs per model (default 20)"
     )
+    add_shape_arguments(p)
     add_output_arguments(p, document="nnperf.optimize/1")
     add_tables_argument(p)
     p.set_defaults(func=run)
@@ -215,12 +217,13 @@ def run(args: argparse.Namespace) -> int:
 def _optimize(args: argparse.Namespace) -> dict[str, Any]:
     import onnx
 
-    from nnperf.model import load_proto
+    from nnperf.model import graph_io, load_model, load_proto
     from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import ModelEditor, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
     from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.precision import convert_precision
+    from nnperf.types import check_dims_and_shapes
 
     # Tensors kept as external data are read in: the edits work on the model in memory.
     original = load_proto(args.model)
@@ -263,7 +266,11 @@ def _optimize(args: argparse.Namespace) -> dict[str, Any]:
     out_path = Path(args.output)
 
     batch = getattr(args, "batch_size", None) or 1
-    feeds = _eval_feeds(args, original, batch) or random_dataset(original, 4, seed=0, batch=batch)
+    dims, shapes = dims_and_shapes(args)
+    check_dims_and_shapes(graph_io(load_model(original)).inputs, dims=dims, shapes=shapes)
+    feeds = _eval_feeds(args, original, batch) or random_dataset(
+        original, 4, seed=0, batch=batch, dims=dims, shapes=shapes
+    )
     cand = [dict(f) for f in feeds]
     if args.input_type:
         rng_np = np.random.default_rng(1)

@@ -1,5 +1,5 @@
 """``--shape INPUT:AxBxC`` and ``--dim NAME=VALUE``: one meaning on every subcommand that runs a
-model (bench, profile, tune, quantize, inspect)."""
+model (bench, profile, tune, quantize, optimize, inspect)."""
 
 from __future__ import annotations
 
