@@ -87,3 +87,42 @@ def test_damaged_tune_file_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
         result = _tune(cache)
     assert not result.from_cache
     assert RunConfig.load(cache) == result.config
+
+
+def test_another_search_space_is_a_miss(tmp_path: Path) -> None:
+    # The key held only the objective and what differed from the defaults in precisions: a
+    # search over other batch sizes, devices or accuracy inputs reused the old winner.
+    cache = tmp_path / "tuned.json"
+    _tune(cache)
+    assert _tune(cache).from_cache
+    for change in (
+        {"batch_sizes": [1, 4]},
+        {"devices": ["cpu(2)"]},
+        {"accuracy_inputs": [{"x": np.full((1, 16), 0.5, np.float32)}]},
+        {"min_cosine": 0.95},
+    ):
+        assert not _tune(cache, **change).from_cache, change
+        assert _tune(cache, **change).from_cache, change  # and the rewritten file hits
+    key = json.loads(cache.read_text())["key"]
+    assert key["space"]["devices"] == ["cpu(1)", "cpu(1)*2"]
+
+
+def test_another_shape_is_a_miss(tmp_path: Path) -> None:
+    # tune --dim seq=8 then --dim seq=64: another experiment, never the cached seq=8 winner.
+    from models import seq_model
+
+    from nnperf.tune import SearchSpace
+
+    cache = tmp_path / "tuned.json"
+
+    def run(seq: int) -> TuneResult:
+        space = SearchSpace(devices=("cpu(1)",), base=RunConfig(dims={"seq": seq}))
+        return tune(seq_model(), time_budget_s=1.0, space=space, cache=cache)
+
+    first = run(8)
+    assert first.config.dims == {"seq": 8}
+    assert run(8).from_cache
+    second = run(64)
+    assert not second.from_cache
+    assert second.config.dims == {"seq": 64}
+    assert json.loads(cache.read_text())["key"]["space"]["base"]["dims"] == {"seq": 64}

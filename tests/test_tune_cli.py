@@ -178,3 +178,21 @@ def test_measurements_from_older_caches_load_without_memory() -> None:
         Measurement.from_dict({**old, "peak_rss_mib": 80.5, "cpu_percent": 190.0}).cpu_percent
         == 190.0
     )
+
+
+def test_tune_with_dim_runs_every_candidate_at_that_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `tune --dim seq=8` failed before measuring anything: the accuracy guard built its inputs
+    # without the dims, and asked for the very flag that had been given.
+    from models import seq_model
+
+    path = tmp_path / "seq.onnx"
+    onnx.save(seq_model(), str(path))
+    cache = tmp_path / "tuned.json"
+    argv = ["tune", str(path), "--time-budget-s", "2", "--no-progress", "--cache", str(cache)]
+    assert main([*argv, "--dim", "seq=8"]) == 0
+    assert RunConfig.load(cache).dims == {"seq": 8}
+    assert "seq=8" in capsys.readouterr().out
+    assert main([*argv, "--shape", "x:1x16x64"]) == 0
+    assert RunConfig.load(cache).shapes == {"x": (1, 16, 64)}

@@ -8,8 +8,10 @@ Because the winning configuration sits under ``"config"``, the file is also a ru
 ``nnperf bench --config FILE``, ``nnperf.create(config=FILE)`` and ``RunConfig.load(FILE)`` read it.
 
 The key names what the result depends on: the model's sha256 (and any variants'), the engines that
-ran and their versions, the CPU model, the core count, the objective and what was searched. A file whose key matches is a hit and
-is reused without measuring; a different key is a miss (the file is re-tuned and overwritten). A
+ran and their versions, the CPU model, the core count, the objective and the whole search space
+(devices, batch sizes, precisions, the shapes and dims every candidate ran at, the accuracy
+guard's threshold and inputs; not the time budget). A file whose key matches is a hit and is
+reused without measuring; a different key is a miss (the file is re-tuned and overwritten). A
 file with the tune schema but a broken body is rebuilt with a warning; a file that is not a tune
 cache at all (not JSON, or another schema) is an error, so a mistyped ``--cache`` never overwrites
 someone's model or config.
@@ -65,7 +67,8 @@ def cache_key(
         variants: extra model variants searched alongside.
         cores: logical CPUs (default: those available to this process).
         engines: the engines the search ran (their versions are part of the key).
-        space: what was searched beyond the defaults (e.g. precisions, min cosine), if anything.
+        space: what was searched: the space's axes, the settings every candidate inherits (shapes,
+            dims), the accuracy guard's threshold and inputs.
     """
     return {
         "model_sha256": model.sha256,

@@ -127,10 +127,24 @@ class AccuracyGuard:
         )
 
 
-def guard_feeds(model: ModelBlob, *, count: int = 4, seed: int = 0) -> list[dict[str, np.ndarray]]:
+def guard_feeds(
+    model: ModelBlob,
+    *,
+    count: int = 4,
+    seed: int = 0,
+    dims: Mapping[str, int] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+) -> list[dict[str, np.ndarray]]:
     """``count`` synthetic batch-1 inputs for the guard (different seeds), from the model's
-    declared inputs."""
+    declared inputs at the sizes the search runs (``dims``/``shapes``: its base config's).
+
+    Raises:
+        InvalidInputError: a symbolic non-batch dimension without a size.
+    """
     from nnperf.bench.inputs import make_feeds
 
     inputs = graph_io(model).inputs
-    return [make_feeds(inputs, batch_size=1, seed=seed + i) for i in range(count)]
+    return [
+        make_feeds(inputs, batch_size=1, seed=seed + i, dims=dims, shapes=shapes)
+        for i in range(count)
+    ]

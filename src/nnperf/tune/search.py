@@ -24,6 +24,7 @@ band is what keeps it honest.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -261,6 +262,34 @@ def _feasible(s: _Search, label: str) -> bool:
     return not (s.objective.scenario == "server" and s.median(label) <= 0)
 
 
+def _searched(
+    sp: SearchSpace,
+    min_cosine: float,
+    accuracy_inputs: Sequence[Mapping[str, np.ndarray]] | None,
+) -> dict[str, Any]:
+    """What the search covered, for the cache key: every axis of the space, the settings each
+    candidate inherits (shapes and dims included), the accuracy guard's threshold and inputs.
+    Another batch-size list, device list or ``--shape`` is another experiment, never a hit."""
+    axes = {k: v for k, v in sp.to_dict().items() if k != "size"}
+    base = {k: v for k, v in sp.base.to_dict().items() if k != "schema"}
+    out: dict[str, Any] = {
+        **axes,
+        "throughput": sp.throughput,
+        "merge": sp.merge,
+        "base": base,
+        "min_cosine": min_cosine,
+    }
+    if accuracy_inputs:
+        digest = hashlib.sha256()
+        for feed in accuracy_inputs:
+            for name in sorted(feed):
+                arr = np.ascontiguousarray(feed[name])
+                digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+                digest.update(arr.tobytes())
+        out["accuracy_inputs_sha256"] = digest.hexdigest()
+    return out
+
+
 def tune(
     model: ModelSource,
     *,
@@ -295,8 +324,9 @@ def tune(
         time_budget_s: wall-clock budget of the search in seconds (default 120). The search
             returns the best it found when the budget is spent.
         cache: a ``nnperf.tune/1`` JSON file: reused without measuring when its key matches
-            (model sha256, engine and version, CPU, cores, objective), else written after the
-            search. Default: no cache.
+            (model sha256, engine and version, CPU, cores, objective, and the search space:
+            devices, batch sizes, precisions, shapes/dims, accuracy threshold and inputs), else
+            written after the search. Default: no cache.
         devices: device candidates (default: every ``cpu(T)*N`` split of the available cores).
         batch_sizes: batch sizes to try when the batch axis is free (default 1, 2, 4, 8).
         variants: extra model variants ``{name: model}`` (e.g. fp16 or int8 files) searched as
@@ -361,17 +391,12 @@ def tune(
         engines=engines,
         precisions=precisions,
     )
-    searched: dict[str, Any] = {}
-    if any(p != ("f32",) for p in sp.precisions.values()):
-        searched["precisions"] = {e: list(p) for e, p in sp.precisions.items()}
-    if min_cosine != DEFAULT_MIN_COSINE:
-        searched["min_cosine"] = min_cosine
     key = cache_key(
         blob,
         obj.to_dict(),
         variants=list(var_blobs.values()),
         engines=sp.engines,
-        space=searched or None,
+        space=_searched(sp, min_cosine, accuracy_inputs),
     )
     if cache is not None:
         hit = read_cache(cache, key)
@@ -380,7 +405,11 @@ def tune(
     models = {BASE_VARIANT: blob, **var_blobs}
     guard = AccuracyGuard(
         models,
-        accuracy_inputs if accuracy_inputs else guard_feeds(blob, seed=seed),
+        (
+            accuracy_inputs
+            if accuracy_inputs
+            else guard_feeds(blob, seed=seed, dims=sp.base.dims, shapes=sp.base.shapes)
+        ),
         min_cosine=min_cosine,
     )
     result = _search(
