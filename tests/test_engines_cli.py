@@ -144,6 +144,13 @@ def test_engine_flags_are_checked(capsys):
     assert "no field(s) ['colour']" in capsys.readouterr().err
     assert main(["bench", "zoo:mnist", "--precision", "bf16", "--queries", "1"]) != 0
     assert "onnxruntime runs the precision the model file has" in capsys.readouterr().err
+    # TensorRT: an execution provider on a CUDA device, named by the engine option.
+    assert main(["bench", "zoo:mnist", "--device", "tensorrt:0", "--queries", "1"]) == 2
+    assert "--engine-option providers=tensorrt,cuda,cpu" in capsys.readouterr().err
+    if not has_gpu():
+        argv = ["bench", "zoo:mnist", "--device", "cuda:0", "--queries", "1"]
+        assert main([*argv, "--engine-option", "providers=tensorrt,cuda,cpu"]) == 1
+        assert "'TensorrtExecutionProvider'" in capsys.readouterr().err
 
 
 def test_precision_bf16_on_onnxruntime_is_unsupported_with_the_fix():

@@ -99,7 +99,9 @@ def test_schema_1_files_still_load(tmp_path):
         ({"options": {"prepack": "yes"}}, "prepack: got 'yes'"),
         ({"device": "npu0"}, "cannot parse 'npu0'"),
         ({"options": {"execution_mode": "async"}}, "execution_mode"),
-        ({"options": {"providers": "CPUExecutionProvider"}}, "providers"),
+        ({"options": {"providers": 5}}, "providers: got 5"),
+        ({"options": {"providers": ["cuda", "CUDAExecutionProvider"]}}, "names one twice"),
+        ({"device": "tensorrt:0"}, "TensorRT is an onnxruntime execution provider, not a device"),
         ({"options": {"colour": "red"}}, "unknown field(s) ['colour']"),
         ({"engine": "tvm"}, "engine: got 'tvm'"),
         ({"precision": "int4"}, "precision: got 'int4'"),
@@ -170,7 +172,25 @@ def test_device_cpu_uses_every_core_and_gpu_specs():
     assert [i.threads for i in spec.instances] == [4]
     gpu = parse_device("cuda:1*2", cores=(0,))
     assert gpu.kind == "cuda" and [i.device_id for i in gpu.instances] == [1, 1]
-    assert parse_device("tensorrt", cores=(0,)).instances[0].device_id == 0
+
+
+def test_tensorrt_is_a_provider_on_a_cuda_device_not_a_device_kind():
+    # TensorRT was a device kind ('tensorrt:0'); it is an onnxruntime execution provider, so it
+    # is an engine option on the CUDA device it runs on, and the old spelling says how.
+    with pytest.raises(InvalidInputError, match=re.escape("--device cuda:1*2 --engine-option")):
+        parse_device("tensorrt:1*2", cores=(0,))
+    cfg = RunConfig(device="cuda:0", options={"providers": "tensorrt,cuda,cpu"})
+    assert cfg.engine_options.providers == (
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    )
+    assert cfg.engine_options.changes() == ["providers=tensorrt,cuda,cpu"]
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    # onnxruntime's own names pass through.
+    assert RunConfig(options={"providers": ["CPUExecutionProvider"]}).engine_options.providers == (
+        "CPUExecutionProvider",
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,11 @@ The grammar follows FuriosaAI's single-PE vs fused-PE device strings, mapped ont
 ``cpu:0-1``        one instance pinned to cores 0 and 1 (two threads)
 ``cpu:0,cpu:1``    two instances, each pinned to one core (comma-joined items)
 ``cuda`` / ``cuda:0`` / ``cuda:0*2``   instances on a CUDA device (``*N``: N instances)
-``tensorrt:0``     TensorRT execution provider on CUDA device 0 (CUDA and CPU as fallbacks)
 =================  ==========================================================================
+
+A device says where instances run, not how an engine runs there: TensorRT is one of onnxruntime's
+execution providers on a CUDA device (``cuda:0`` with the engine option
+``providers=tensorrt,cuda,cpu``), so ``tensorrt:0`` is an error that says so.
 
 ``NNPERF_DEVICES`` in the environment is the default when no device is given; it never overrides an
 explicit argument. Cores are the Linux logical CPU numbers ``os.sched_getaffinity`` reports.
@@ -30,11 +33,11 @@ from nnperf.errors import InvalidInputError
 __all__ = ["DEVICES_ENV", "DeviceSpec", "InstanceSpec", "available_cores", "parse_device"]
 
 DEVICES_ENV = "NNPERF_DEVICES"
-_KINDS = ("cpu", "cuda", "tensorrt")
+_KINDS = ("cpu", "cuda")
 
 _FIX = (
     "expected one of: 'cpu', 'cpu(T)', 'cpu(T)*N', 'cpu:0-1', 'cpu:0,cpu:1', 'cuda', 'cuda:0', "
-    "'cuda:0*N', 'tensorrt:0'"
+    "'cuda:0*N'"
 )
 
 
@@ -50,10 +53,10 @@ class InstanceSpec:
     """One engine instance.
 
     Attributes:
-        kind: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``.
+        kind: ``"cpu"`` or ``"cuda"``.
         threads: intra-op threads of the instance (CPU); 1 on GPUs (host side).
         cores: logical CPUs the instance's threads are pinned to, or ``None`` for no pinning.
-        device_id: GPU ordinal for ``cuda``/``tensorrt``; ``None`` on CPU.
+        device_id: GPU ordinal for ``cuda``; ``None`` on CPU.
     """
 
     kind: str
@@ -85,7 +88,7 @@ class DeviceSpec:
 
     @property
     def kind(self) -> str:
-        """The kind shared by every instance (``cpu``, ``cuda`` or ``tensorrt``)."""
+        """The kind shared by every instance (``cpu`` or ``cuda``)."""
         return self.instances[0].kind
 
     @property
@@ -107,7 +110,8 @@ def _format_cores(cores: tuple[int, ...]) -> str:
 
 _CPU_SHARED = re.compile(r"^cpu(?:\((\d+)\))?(?:\*(\d+))?$")
 _CPU_PINNED = re.compile(r"^cpu:(\d+)(?:-(\d+))?$")
-_GPU = re.compile(r"^(cuda|tensorrt)(?::(\d+))?(?:\*(\d+))?$")
+_GPU = re.compile(r"^(cuda)(?::(\d+))?(?:\*(\d+))?$")
+_TENSORRT = re.compile(r"^(?:tensorrt|trt)(?::(\d+))?(?:\*(\d+))?$")
 
 
 def parse_device(text: str | None = None, *, cores: tuple[int, ...] | None = None) -> DeviceSpec:
@@ -190,6 +194,16 @@ def _parse_item(item: str, text: str, usable: tuple[int, ...]) -> list[InstanceS
                 f"expected cores among {list(usable)}"
             )
         return [InstanceSpec(kind="cpu", threads=len(cores), cores=cores)]
+    m = _TENSORRT.match(item)
+    if m:
+        dev_s, count_s = m.groups()
+        cuda = f"cuda:{dev_s or 0}" + (f"*{count_s}" if count_s else "")
+        raise InvalidInputError(
+            f"device {text!r}: TensorRT is an onnxruntime execution provider, not a device; "
+            f"expected the CUDA device it runs on with the providers as an engine option: "
+            f"--device {cuda} --engine-option providers=tensorrt,cuda,cpu (Python: "
+            f"device={cuda!r}, options={{'providers': ['tensorrt', 'cuda', 'cpu']}})"
+        )
     m = _GPU.match(item)
     if m:
         kind, dev_s, count_s = m.groups()

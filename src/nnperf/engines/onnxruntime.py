@@ -43,9 +43,10 @@ _LEVELS = {
 _PROVIDER_NAMES = {
     "cpu": ("CPUExecutionProvider",),
     "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
-    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
 }
 _CUDA_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
+#: TensorRT on a CUDA device, with CUDA and CPU for what it does not take.
+_TENSORRT_CHAIN = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def _descs(metas: Sequence[Any]) -> tuple[TensorDesc, ...]:
@@ -244,8 +245,8 @@ class OrtEngine:
     def variations(self, config: RunConfig) -> list[tuple[str, EngineOptions]]:
         opts = _options(config)
         kind = "cpu"
-        if config.device is not None and config.device.startswith(("cuda", "tensorrt")):
-            kind = config.device.split(":")[0].split("*")[0]
+        if config.device is not None and config.device.startswith("cuda"):
+            kind = "cuda"
         out: list[OrtOptions] = [
             opts.replace(graph_level=GraphLevel.EXTENDED),
             opts.replace(graph_level=GraphLevel.BASIC),
@@ -259,6 +260,8 @@ class OrtEngine:
                 po.setdefault("CUDAExecutionProvider", {})["cudnn_conv_algo_search"] = algo
                 out.append(opts.replace(provider_options=po))
             out.append(opts.replace(cuda_graph=True))
+            if "TensorrtExecutionProvider" in self.available_providers() and not opts.providers:
+                out.append(opts.replace(providers=_TENSORRT_CHAIN))
         return [(" ".join(o.changes()), o) for o in out if o != opts]
 
 
@@ -368,6 +371,11 @@ class OrtInstance:
         # binding a freshly allocated output buffer 7.7 µs); it pays off only for device memory.
         inner = getattr(sess, "_sess", None)
         self._fast_run = inner.run if inner is not None and hasattr(inner, "run") else None
+        # onnxruntime captures a CUDA graph only for runs through IO binding on fixed device
+        # buffers; plain run() would copy into fresh buffers each time.
+        self._graph: _CudaGraphRun | None = None
+        if _options(config).cuda_graph and spec.kind == "cuda":
+            self._graph = _CudaGraphRun(sess, spec.device_id or 0, self._output_names)
 
     @property
     def inputs(self) -> tuple[TensorDesc, ...]:
@@ -386,6 +394,8 @@ class OrtInstance:
         return self._info
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if self._graph is not None:
+            return self._graph.run(feeds, self._wrap)
         fast = self._fast_run
         if fast is None:
             return self.run_outputs(self._output_names, feeds)
@@ -398,6 +408,9 @@ class OrtInstance:
     def run_outputs(
         self, names: Sequence[str], feeds: Mapping[str, np.ndarray]
     ) -> list[np.ndarray]:
+        if self._graph is not None:
+            outs = dict(zip(self._output_names, self._graph.run(feeds, self._wrap)))
+            return [outs[n] for n in names]
         try:
             if self._fast_run is not None:
                 result: list[np.ndarray] = self._fast_run(names, feeds, None)
@@ -439,6 +452,83 @@ class OrtInstance:
 
     def close(self) -> None:
         self._closed = True
+
+
+class _CudaGraphRun:
+    """Runs through IO binding on fixed CUDA buffers, which onnxruntime's CUDA graphs require:
+    each query is copied into the bound input buffers (``OrtValue.update_inplace``), the captured
+    graph is replayed, and the outputs are copied back to the host.
+
+    onnxruntime does one regular run (allocating memory) before it captures. That first run binds
+    the outputs to device memory onnxruntime allocates; those same OrtValues are then bound as the
+    fixed outputs, so the buffers never move whichever run is captured. A graph replays one set
+    of shapes: a query of other shapes is an error.
+    """
+
+    def __init__(
+        self,
+        sess: ort.InferenceSession,
+        device_id: int,
+        names: Sequence[str],
+        *,
+        device_type: str = "cuda",
+    ) -> None:
+        self._sess = sess
+        self._device_type = device_type  # "cpu" in tests: the same binding steps, no graph
+        self._device_id = device_id
+        self._names = list(names)
+        self._binding: Any = None
+        self._inputs: dict[str, Any] = {}
+        self._outputs: list[Any] = []
+        self._signature: dict[str, tuple[tuple[int, ...], str]] = {}
+        # One binding per instance: runs sharing it are serialised (one CUDA stream anyway).
+        self._lock = threading.Lock()
+
+    def run(self, feeds: Mapping[str, np.ndarray], wrap: Any) -> list[np.ndarray]:
+        signature = {k: (tuple(v.shape), v.dtype.str) for k, v in feeds.items()}
+        with self._lock:
+            try:
+                if self._binding is None:
+                    self._first(feeds)
+                    self._signature = signature
+                else:
+                    if signature != self._signature:
+                        raise InvalidInputError(
+                            f"cuda_graph replays the shapes it captured: got {signature}, "
+                            f"captured {self._signature}; fix the shapes (batch_size=, --shape) "
+                            "or drop cuda_graph"
+                        )
+                    for name, arr in feeds.items():
+                        self._inputs[name].update_inplace(np.ascontiguousarray(arr))
+                    self._sess.run_with_iobinding(self._binding)
+                outs = [o.numpy() for o in self._outputs]
+                if self._device_type == "cpu":  # numpy() is a view of the bound buffer there
+                    outs = [o.copy() for o in outs]
+                return outs
+            except InvalidInputError:
+                raise
+            except Exception as exc:
+                raise wrap(exc) from exc
+
+    def _first(self, feeds: Mapping[str, np.ndarray]) -> None:
+        binding = self._sess.io_binding()
+        for name, arr in feeds.items():
+            # A copy: on the CPU an OrtValue wraps the array itself, and later queries are
+            # written into this buffer.
+            value = ort.OrtValue.ortvalue_from_numpy(
+                np.array(arr, order="C", copy=True), self._device_type, self._device_id
+            )
+            binding.bind_ortvalue_input(name, value)
+            self._inputs[name] = value
+        for name in self._names:
+            binding.bind_output(name, self._device_type, self._device_id)
+        self._sess.run_with_iobinding(binding)
+        outputs = list(binding.get_outputs())
+        binding.clear_binding_outputs()
+        for name, value in zip(self._names, outputs):
+            binding.bind_ortvalue_output(name, value)
+        self._outputs = outputs
+        self._binding = binding
 
 
 class OrtProfilingInstance(OrtInstance):

@@ -30,6 +30,15 @@ class ExecutionMode(StrEnum):
     PARALLEL = "parallel"
 
 
+#: Short provider names (as device kinds once spelled them) and onnxruntime's own.
+_PROVIDER_SHORT = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+
+
 @dataclass(frozen=True)
 class OrtOptions(EngineOptions):
     """How onnxruntime builds its sessions.
@@ -42,8 +51,10 @@ class OrtOptions(EngineOptions):
         inter_op_threads: threads for ``parallel`` mode; ``None``: onnxruntime's default.
         spinning: let idle intra-op threads spin (lower latency, burns CPU); default on.
         deterministic: ask for deterministic kernels (default off).
-        providers: explicit execution providers in priority order; empty: derived from the device
-            kind (``cuda`` → CUDA then CPU; ``tensorrt`` → TensorRT, CUDA, CPU).
+        providers: explicit execution providers in priority order (onnxruntime's names, or the
+            short ``cpu``, ``cuda``, ``tensorrt``; a comma-joined string is split), e.g.
+            ``tensorrt,cuda,cpu`` for TensorRT on a ``cuda:N`` device with CUDA and CPU as
+            fallbacks; empty: derived from the device kind (``cuda`` → CUDA then CPU).
         provider_options: per-provider option strings, e.g. ``{"CUDAExecutionProvider":
             {"cudnn_conv_algo_search": "HEURISTIC"}}``.
         optimized_model_path: where onnxruntime writes the optimised graph (offline dump).
@@ -90,12 +101,20 @@ class OrtOptions(EngineOptions):
                 raise InvalidInputError(
                     f"{name}: got {getattr(self, name)!r}, expected true or false"
                 )
-        if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
+        providers: Any = self.providers
+        if isinstance(providers, str):
+            providers = [p for p in providers.replace(" ", "").split(",") if p]
+        if not isinstance(providers, (list, tuple)) or not all(
+            isinstance(p, str) and p for p in providers
+        ):
             raise InvalidInputError(
                 f"providers: got {self.providers!r}, expected a list of provider names such as "
-                "['CUDAExecutionProvider', 'CPUExecutionProvider']"
+                "['tensorrt', 'cuda', 'cpu'] or ['CUDAExecutionProvider', 'CPUExecutionProvider']"
             )
-        object.__setattr__(self, "providers", tuple(self.providers))
+        full = tuple(_PROVIDER_SHORT.get(p.lower(), p) for p in providers)
+        if len(set(full)) != len(full):
+            raise InvalidInputError(f"providers: got {self.providers!r}, which names one twice")
+        object.__setattr__(self, "providers", full)
         if not isinstance(self.provider_options, Mapping) or not all(
             isinstance(v, Mapping) for v in self.provider_options.values()
         ):
@@ -123,4 +142,7 @@ class OrtOptions(EngineOptions):
             return " ".join(f"{k}={v}" for opts in value.values() for k, v in sorted(opts.items()))
         if name == "cuda_graph":
             return "cuda-graph"
+        if name == "providers":
+            short = {v: k for k, v in _PROVIDER_SHORT.items() if k != "trt"}
+            return "providers=" + ",".join(short.get(p, p) for p in value)
         return super()._label(name, value)

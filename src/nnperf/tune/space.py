@@ -61,8 +61,8 @@ def device_splits(cores: int, *, kind: str = "cpu") -> tuple[str, ...]:
     """
     if cores < 1:
         raise InvalidInputError(f"cores: got {cores}, expected >= 1")
-    if kind in ("cuda", "tensorrt"):
-        return (f"{kind}:0", f"{kind}:0*2")
+    if kind == "cuda":
+        return ("cuda:0", "cuda:0*2")
     out = []
     for n in range(1, cores + 1):
         if cores % n == 0:
@@ -347,7 +347,8 @@ def build_space(
             objectives search batch 1 with one worker.
         cores: logical CPUs to split (default: those available to this process).
         devices: explicit device candidates (default: every ``cpu(T)*N`` split of ``cores``; on a
-            ``cuda``/``tensorrt`` list the CUDA knobs are searched too).
+            ``cuda`` list the CUDA knobs are searched too: cuDNN algorithm search, CUDA graphs,
+            and the TensorRT provider where the onnxruntime build has it).
         batch_sizes: batch sizes to try when the batch axis is free (default 1, 2, 4, 8); with a
             latency objective, the rows per query to minimise the latency of (default 1).
         variants: names of extra model variants (the ``base`` model is always included).
