@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import has_gpu
 from models import matmul_model
 
 import nnperf

@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "nnperf.table": 3,
     "nnperf.report": 3,
     "nnperf.compare": 3,
+    "nnperf.deploy": 3,
     "nnperf.cli": 4,
     "nnperf.__main__": 5,
     "nnperf": 5,

@@ -42,8 +42,8 @@ from nnperf.version import __version__
 
 
 def __getattr__(name: str) -> Any:
-    # nnperf.profile and nnperf.create_pipeline (graph tooling: it splits the model) are imported
-    # on first use so that `import nnperf` stays light.
+    # nnperf.profile, nnperf.create_pipeline and nnperf.create_executor (graph tooling: a pipeline
+    # splits the model) are imported on first use so that `import nnperf` stays light.
     if name == "profile":
         from nnperf.profiler import profile
 
@@ -52,6 +52,10 @@ def __getattr__(name: str) -> Any:
         from nnperf.optimize.partition import create_pipeline
 
         return create_pipeline
+    if name == "create_executor":
+        from nnperf.deploy import create_executor
+
+        return create_executor
     raise AttributeError(f"module 'nnperf' has no attribute {name!r}")
 
 
@@ -80,6 +84,7 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "create",
+    "create_executor",
     "create_pipeline",
     "create_queue",
     "create_runner",

@@ -164,6 +164,19 @@ class RunConfig:
                 )
 
     @property
+    def technique(self) -> str | None:
+        """The runtime technique set, in words (``"merge batching (max_batch_size=8)"``), or
+        ``None``."""
+        if self.max_batch_size is not None:
+            delay = "" if self.max_delay_ms is None else f", max_delay_ms={self.max_delay_ms:g}"
+            return f"merge batching (max_batch_size={self.max_batch_size}{delay})"
+        if self.pipeline_stages is not None:
+            return f"a pipeline (pipeline_stages={self.pipeline_stages})"
+        if self.split_batch is not None:
+            return f"split batching (split_batch={self.split_batch})"
+        return None
+
+    @property
     def engine_options(self) -> EngineOptions:
         """The engine's options (never ``None`` once built)."""
         assert self.options is not None  # set in __post_init__

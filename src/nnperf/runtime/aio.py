@@ -34,6 +34,7 @@ from nnperf.runtime.executor import Admitting, Executor, LoopBatching
 from nnperf.runtime.feeds import Inputs
 from nnperf.runtime.observers import Observers
 from nnperf.runtime.runner import create_runner
+from nnperf.runtime.session import resolve_config, warn_unapplied_technique
 from nnperf.types import TensorDesc
 
 __all__ = ["AsyncRunner", "Backend"]
@@ -103,7 +104,7 @@ class AsyncRunner:
         batch_size: int | None = None,
         config: RunConfig | str | None = None,
         max_batch_size: int | None = None,
-        max_delay_ms: float = 1.0,
+        max_delay_ms: float | None = None,
         preferred_batch_sizes: tuple[int, ...] = (),
         backend: Backend | None = None,
     ) -> None:
@@ -116,8 +117,9 @@ class AsyncRunner:
             batch_size: fix the model's free batch dimension.
             config: a :class:`RunConfig` or a JSON config path.
             max_batch_size: merge concurrent queries into batches of up to this many rows
-                (``None``, the default: no merging).
-            max_delay_ms: with merging, the longest a query waits for others, in ms (default 1.0).
+                (``None``, the default: the config's merge batching, else none).
+            max_delay_ms: with merging, the longest a query waits for others, in ms (default:
+                the config's, else 1.0).
             preferred_batch_sizes: with merging, batch sizes to prefer (default: none).
             backend: an existing Runner or DynamicBatcher to run on; the AsyncRunner closes it.
 
@@ -130,12 +132,21 @@ class AsyncRunner:
                 + ("both" if model is not None else "neither")
             )
         if backend is None:
+            cfg = resolve_config(config, device=device, workers=workers, batch_size=batch_size)
+            if max_batch_size is None and cfg.max_batch_size is not None:
+                # a tuned config's merge batching
+                max_batch_size = cfg.max_batch_size
+                if max_delay_ms is None:
+                    max_delay_ms = cfg.max_delay_ms
+            else:
+                warn_unapplied_technique(
+                    cfg.replace(max_batch_size=None, max_delay_ms=None), "AsyncRunner(model=...)"
+                )
             runner = create_runner(
                 model,  # type: ignore[arg-type]  # checked above
-                device=device,
-                workers=workers,
-                batch_size=batch_size,
-                config=config,
+                config=cfg.replace(
+                    max_batch_size=None, max_delay_ms=None, pipeline_stages=None, split_batch=None
+                ),
             )
             if max_batch_size is None:
                 backend = runner
@@ -146,7 +157,7 @@ class AsyncRunner:
                     backend = DynamicBatcher(
                         runner,
                         max_batch_size=max_batch_size,
-                        max_delay_ms=max_delay_ms,
+                        max_delay_ms=1.0 if max_delay_ms is None else max_delay_ms,
                         preferred_batch_sizes=preferred_batch_sizes,
                     )
                 except BaseException:

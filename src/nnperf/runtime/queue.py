@@ -37,7 +37,7 @@ from nnperf.model import ModelSource
 from nnperf.runtime.executor import Admitting, Executor
 from nnperf.runtime.feeds import Inputs
 from nnperf.runtime.runner import Runner, Slots
-from nnperf.runtime.session import Session, resolve_config
+from nnperf.runtime.session import Session, resolve_config, warn_unapplied_technique
 from nnperf.types import TensorDesc, concrete_shape
 
 __all__ = ["QueryFailedError", "QueueClosedError", "Receiver", "Submitter", "create_queue"]
@@ -393,6 +393,7 @@ def create_queue(
     cfg = resolve_config(
         config, device=device, batch_size=batch_size, workers=workers, engine=engine
     )
+    warn_unapplied_technique(cfg, "create_queue")
     session = Session(model, config=cfg)
     try:
         runner = Runner(session, workers=cfg.workers)

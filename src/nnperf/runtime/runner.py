@@ -26,7 +26,7 @@ from nnperf.model import ModelSource
 from nnperf.runtime.executor import Done
 from nnperf.runtime.feeds import Inputs
 from nnperf.runtime.observers import Observers, RunEvent
-from nnperf.runtime.session import Session, _batch_of, resolve_config
+from nnperf.runtime.session import Session, _batch_of, resolve_config, warn_unapplied_technique
 from nnperf.types import TensorDesc
 
 __all__ = ["MAX_INFLIGHT_ENV", "Done", "Runner", "Slots", "create_runner", "default_max_inflight"]
@@ -599,4 +599,5 @@ def create_runner(
         engine=engine,
         precision=precision,
     )
+    warn_unapplied_technique(cfg, "a Runner")
     return Runner(Session(model, config=cfg), workers=cfg.workers)

@@ -6,6 +6,7 @@ import itertools
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -345,6 +346,20 @@ def _batch_of(inputs: Any) -> int:
     return 1
 
 
+def warn_unapplied_technique(config: RunConfig, made: str) -> None:
+    """Warn that ``config``'s runtime technique is not what ``made`` runs (a tuned config names
+    one; only :func:`nnperf.create_executor` builds it)."""
+    technique = config.technique
+    if technique is not None:
+        warnings.warn(
+            f"the config sets {technique}, which {made} does not apply: it runs each query as "
+            "it comes. nnperf.create_executor(model, config=...) builds the executor the config "
+            "describes (what nnperf tune measured)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def create(
     model: ModelSource,
     *,
@@ -379,4 +394,5 @@ def create(
         precision=precision,
         options=options,
     )
+    warn_unapplied_technique(cfg, "a Session")
     return Session(model, config=cfg)

@@ -142,23 +142,15 @@ class ServedModel:
                 f"{cfg.split_batch} rows (split batching), which nnperf serve does not do; serve "
                 "a config without split_batch (clients send the rows they have)"
             )
-        if cfg.pipeline_stages is not None and s.max_batch_size <= 1:
-            from nnperf.optimize.partition import create_pipeline
+        from nnperf.deploy import create_executor  # a pipeline pulls in graph tooling
 
-            pipe = create_pipeline(s.model, stages=cfg.pipeline_stages, config=cfg)
-            return AsyncRunner(backend=pipe)
-        merge = s.max_batch_size if s.max_batch_size > 1 else cfg.max_batch_size
-        delay = (
-            s.max_delay_ms
-            if s.max_batch_size > 1 or cfg.max_delay_ms is None
-            else (cfg.max_delay_ms)
-        )
-        return AsyncRunner(
-            s.model,
-            config=cfg.replace(max_batch_size=None, max_delay_ms=None, pipeline_stages=None),
-            max_batch_size=merge,
-            max_delay_ms=delay,
-        )
+        if s.max_batch_size > 1:  # --max-batch-size wins over the config's technique
+            cfg = cfg.replace(
+                pipeline_stages=None, max_batch_size=s.max_batch_size, max_delay_ms=s.max_delay_ms
+            )
+        elif cfg.max_batch_size is not None and cfg.max_delay_ms is None:
+            cfg = cfg.replace(max_delay_ms=s.max_delay_ms)
+        return AsyncRunner(backend=create_executor(s.model, config=cfg))
 
     async def unload(self, *, timeout_s: float | None = 30.0) -> None:
         """Refuse new requests, wait up to ``timeout_s`` for admitted ones, release the model."""
