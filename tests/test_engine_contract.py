@@ -236,3 +236,15 @@ def test_model_load_errors(tmp_path):
         load_model(42)  # type: ignore[arg-type]
     blob = load_model(matmul_model())
     assert len(blob.sha256) == 64 and load_model(blob) is blob
+
+
+def test_onnxruntime_failed_run_is_one_error_not_a_log_line_too(capfd):
+    # onnxruntime printed its own copy of every run failure to stderr (a served model fed bad
+    # indices logged each request twice); the EngineError carries the message.
+    from models import gather_model
+
+    inst = _load(get_engine("onnxruntime"), gather_model())
+    with pytest.raises(EngineError, match="out of data bounds"):
+        inst.run({"idx": np.array([99], np.int64)})
+    assert "ExecuteKernel" not in capfd.readouterr().err
+    assert inst.run({"idx": np.array([1], np.int64)})[0].shape == (1, 4)
