@@ -19,10 +19,17 @@ def header(title: str) -> str:
 
 
 def interleave(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
-    """Call each function once per round, ``repeats`` rounds; collect what each returns."""
+    """Call each function once per round, ``repeats`` rounds; collect what each returns.
+
+    The order rotates from round to round (A B C, B C A, C A B, ...), so no contender always runs
+    first after a pause or right behind the same neighbour (a fixed order measured the first
+    contender systematically slower in optimize.py).
+    """
     out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    items = list(fns.items())
+    for r in range(repeats):
+        k = r % len(items) if items else 0
+        for name, fn in items[k:] + items[:k]:
             out[name].append(fn())
     return out
 

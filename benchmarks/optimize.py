@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, median
+from _common import header, interleave, median
 
 from nnperf import zoo
 from nnperf.engines.config import RunConfig
@@ -75,18 +75,6 @@ def timer(fn: Callable[[], Any], iters: int) -> Callable[[], float]:
         return median([t / 1e6 for t in times])
 
     return run
-
-
-def interleave(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Each function once per round, ``rounds`` rounds, the starting one rotating each round (a
-    fixed order measured the first contender systematically slower here); what each returns."""
-    names = list(fns)
-    out: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(rounds):
-        for i in range(len(names)):
-            name = names[(r + i) % len(names)]
-            out[name].append(fns[name]())
-    return out
 
 
 def normalise(pix: np.ndarray) -> np.ndarray:
