@@ -21,17 +21,10 @@ from nnperf.runtime.runner import Runner
 from nnperf.runtime.session import Session, resolve_config
 from nnperf.runtime.split import SplitBatcher
 
-__all__ = ["create_executor", "plain_config"]
+__all__ = ["create_executor"]
 
 #: Default wait of merge batching when a config sets ``max_batch_size`` without a delay (ms).
 DEFAULT_MAX_DELAY_MS = 1.0
-
-
-def plain_config(config: RunConfig) -> RunConfig:
-    """``config`` without its runtime technique (what each engine instance loads with)."""
-    return config.replace(
-        max_batch_size=None, max_delay_ms=None, pipeline_stages=None, split_batch=None
-    )
 
 
 def create_executor(
@@ -80,8 +73,8 @@ def create_executor(
         precision=precision,
     )
     if cfg.pipeline_stages is not None:
-        return create_pipeline(model, stages=cfg.pipeline_stages, config=plain_config(cfg))
-    plain = plain_config(cfg)
+        return create_pipeline(model, stages=cfg.pipeline_stages, config=cfg.without_technique())
+    plain = cfg.without_technique()
     if cfg.split_batch is not None:
         chunk = cfg.split_batch
         runner = Runner(Session(model, config=plain.replace(batch_size=chunk)), workers=cfg.workers)

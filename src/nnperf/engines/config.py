@@ -176,6 +176,12 @@ class RunConfig:
             return f"split batching (split_batch={self.split_batch})"
         return None
 
+    def without_technique(self) -> RunConfig:
+        """A copy without the runtime technique (what each engine instance loads with)."""
+        return dataclasses.replace(
+            self, max_batch_size=None, max_delay_ms=None, pipeline_stages=None, split_batch=None
+        )
+
     @property
     def engine_options(self) -> EngineOptions:
         """The engine's options (never ``None`` once built)."""

@@ -144,9 +144,7 @@ class AsyncRunner:
                 )
             runner = create_runner(
                 model,  # type: ignore[arg-type]  # checked above
-                config=cfg.replace(
-                    max_batch_size=None, max_delay_ms=None, pipeline_stages=None, split_batch=None
-                ),
+                config=cfg.without_technique(),
             )
             if max_batch_size is None:
                 backend = runner
