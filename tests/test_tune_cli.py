@@ -196,3 +196,19 @@ def test_tune_with_dim_runs_every_candidate_at_that_size(
     assert "seq=8" in capsys.readouterr().out
     assert main([*argv, "--shape", "x:1x16x64"]) == 0
     assert RunConfig.load(cache).shapes == {"x": (1, 16, 64)}
+
+
+def test_every_candidate_failing_quotes_why(
+    model_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "see the failed candidates' errors", which it never showed, and exited 2 (usage)
+    # for an environment failure.
+    from conftest import has_gpu
+
+    if has_gpu():
+        pytest.skip("needs a machine without CUDA")
+    argv = ["tune", model_path, "--device-candidates", "cuda:0", "--time-budget-s", "2"]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "every one failed" in err and "CUDAExecutionProvider" in err
+    assert err.count("\n") == 1

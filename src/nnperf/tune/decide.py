@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from nnperf.errors import InvalidInputError
+from nnperf.errors import InvalidInputError, UnsupportedError
 from nnperf.tune.objective import Objective
 from nnperf.tune.results import CandidateResult, median, noise
 
@@ -27,13 +27,29 @@ def decide(
         runner-up's in "times better".
 
     Raises:
-        InvalidInputError: no finalist has a measurement.
+        UnsupportedError: no finalist has a measurement because every one failed (their
+            errors are quoted).
+        InvalidInputError: no finalist has a measurement (the time budget ran out).
     """
     measured = [c for c in finalists if c.ranked and not math.isnan(c.median)]
     if not measured:
+        errors: dict[str, list[str]] = {}
+        for c in finalists:
+            if c.error:
+                errors.setdefault(c.error, []).append(c.label)
+        if errors:
+            # Every candidate failed (no CUDA provider, a model the engine rejects...): an
+            # environment failure, with what the candidates said.
+            said = "; ".join(
+                f"{', '.join(labels[:3])}{' ...' if len(labels) > 3 else ''}: {error}"
+                for error, labels in list(errors.items())[:3]
+            )
+            raise UnsupportedError(
+                f"no candidate could be measured: every one failed or was rejected ({said})"
+            )
         raise InvalidInputError(
-            "no candidate could be measured; expected at least one successful run (see the "
-            "failed candidates' errors, or raise --time-budget-s)"
+            "no candidate could be measured within the time budget; expected at least one "
+            "successful run: raise --time-budget-s"
         )
     sign = -1.0 if objective.higher_is_better else 1.0
     order = sorted(measured, key=lambda c: (sign * c.median, c.candidate.complexity))

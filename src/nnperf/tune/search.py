@@ -598,7 +598,8 @@ def _search(
         )
         for lab in s.cands
     }
-    finalists = [results[lab] for lab in pool]
+    # Nothing ranked: decide() reports why from every candidate (their errors).
+    finalists = [results[lab] for lab in pool] or list(results.values())
     winner, runner, ratio, noise, reason = decide(finalists, objective, min_noise=min_noise)
     for lab in pool:
         s.status[lab] = "finalist"
