@@ -19,7 +19,9 @@ from models import conv_model, matmul_model
 
 import nnperf
 from nnperf.cli import main
-from nnperf.engines.onnxruntime import _CudaGraphRun
+from nnperf.device import InstanceSpec
+from nnperf.engines.onnxruntime import _CudaGraphRun, provider_entry
+from nnperf.engines.onnxruntime_options import OrtOptions
 from nnperf.errors import EngineError, InvalidInputError
 
 gpu = pytest.mark.skipif(not has_gpu(), reason="needs onnxruntime-gpu and a CUDA device")
@@ -47,6 +49,34 @@ def test_graph_binding_steps_on_the_cpu_provider() -> None:
         run.run({"x": np.zeros((3, 16), np.float32)}, _wrap)
     # the instance still answers at the captured shape afterwards
     np.testing.assert_array_equal(run.run({"x": xs[0]}, _wrap)[0], outs[0])
+
+
+def test_provider_entries_carry_device_graph_and_tensorrt_caches(tmp_path: Path) -> None:
+    gpu1 = InstanceSpec(kind="cuda", threads=1, device_id=1)
+    opts = OrtOptions(providers="tensorrt,cuda,cpu", cuda_graph=True, cache_dir=tmp_path)
+    trt, cuda, cpu = (provider_entry(n, opts, gpu1) for n in opts.providers)
+    assert trt == (
+        "TensorrtExecutionProvider",
+        {
+            "device_id": "1",
+            "trt_cuda_graph_enable": "1",
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": str(tmp_path),
+            "trt_timing_cache_enable": "1",
+            "trt_timing_cache_path": str(tmp_path),
+        },
+    )
+    assert cuda == ("CUDAExecutionProvider", {"device_id": "1", "enable_cuda_graph": "1"})
+    assert cpu == "CPUExecutionProvider"
+    # the user's own provider options win
+    mine = OrtOptions(
+        cache_dir=tmp_path,
+        provider_options={"TensorrtExecutionProvider": {"trt_engine_cache_enable": "0"}},
+    )
+    entry = provider_entry("TensorrtExecutionProvider", mine, gpu1)
+    assert isinstance(entry, tuple) and entry[1]["trt_engine_cache_enable"] == "0"
+    with pytest.raises(InvalidInputError, match="cache_dir"):
+        OrtOptions(cache_dir="")
 
 
 @gpu

@@ -30,6 +30,7 @@ __all__ = [
     "OrtEngine",
     "OrtInstance",
     "OrtProfilingInstance",
+    "provider_entry",
     "read_ort_profile",
     "session_options",
 ]
@@ -155,15 +156,7 @@ class OrtEngine:
                 f"({ort.__version__}, device {instance.label!r}); available: {sorted(available)}. "
                 "Install onnxruntime-gpu for CUDA/TensorRT, or use device 'cpu'"
             )
-        result: list[Any] = []
-        for n in names:
-            provider_opts = dict(opts.provider_options.get(n, {}))
-            if n in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
-                provider_opts.setdefault("device_id", str(instance.device_id or 0))
-            if n == "CUDAExecutionProvider" and opts.cuda_graph:
-                provider_opts.setdefault("enable_cuda_graph", "1")
-            result.append((n, provider_opts) if provider_opts else n)
-        return result
+        return [provider_entry(n, opts, instance) for n in names]
 
     def _session(
         self,
@@ -593,6 +586,31 @@ class OrtProfilingInstance(OrtInstance):
         self.session = sess
         inner = getattr(sess, "_sess", None)
         self._fast_run = inner.run if inner is not None and hasattr(inner, "run") else None
+
+
+def provider_entry(
+    name: str, opts: OrtOptions, instance: InstanceSpec
+) -> str | tuple[str, dict[str, str]]:
+    """One entry of onnxruntime's ``providers=`` list: the name, with its options where any.
+
+    The user's ``provider_options`` win; nnperf adds the GPU ordinal, ``enable_cuda_graph`` /
+    ``trt_cuda_graph_enable`` with ``cuda_graph``, and with ``cache_dir`` TensorRT's engine and
+    timing caches there (its "algorithm search" results, reused by later sessions: MegEngine's
+    fast-run cache on a GPU).
+    """
+    provider_opts = dict(opts.provider_options.get(name, {}))
+    if name in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        provider_opts.setdefault("device_id", str(instance.device_id or 0))
+    if name == "CUDAExecutionProvider" and opts.cuda_graph:
+        provider_opts.setdefault("enable_cuda_graph", "1")
+    if name == "TensorrtExecutionProvider":
+        if opts.cuda_graph:
+            provider_opts.setdefault("trt_cuda_graph_enable", "1")
+        if opts.cache_dir is not None:
+            for key in ("trt_engine_cache", "trt_timing_cache"):
+                provider_opts.setdefault(f"{key}_enable", "1")
+                provider_opts.setdefault(f"{key}_path", opts.cache_dir)
+    return (name, provider_opts) if provider_opts else name
 
 
 def quiet_run_options() -> ort.RunOptions:

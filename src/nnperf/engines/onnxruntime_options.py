@@ -59,6 +59,8 @@ class OrtOptions(EngineOptions):
             {"cudnn_conv_algo_search": "HEURISTIC"}}``.
         optimized_model_path: where onnxruntime writes the optimised graph (offline dump).
         cuda_graph: capture and replay the run as a CUDA graph (CUDA only; needs IO binding).
+        cache_dir: where the TensorRT provider keeps its engine and timing caches (built once,
+            reused by later sessions); ``None``: no cache. Other providers ignore it.
     """
 
     engine: ClassVar[str] = "onnxruntime"
@@ -74,6 +76,7 @@ class OrtOptions(EngineOptions):
     provider_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     optimized_model_path: str | None = None
     cuda_graph: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -132,6 +135,12 @@ class OrtOptions(EngineOptions):
         )
         if self.optimized_model_path is not None:
             object.__setattr__(self, "optimized_model_path", os.fspath(self.optimized_model_path))
+        if self.cache_dir is not None:
+            if not isinstance(self.cache_dir, (str, os.PathLike)) or not os.fspath(self.cache_dir):
+                raise InvalidInputError(
+                    f"cache_dir: got {self.cache_dir!r}, expected a directory path or None"
+                )
+            object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
 
     def _label(self, name: str, value: Any) -> str:
         if name == "graph_level":
