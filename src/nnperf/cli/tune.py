@@ -44,8 +44,9 @@ def register(sub: Any) -> None:
         "halving with repeats. Every candidate's outputs are compared with onnxruntime's f32 "
         "outputs on the same inputs and one below --min-cosine is rejected. A winner must beat "
         "the runner-up by more than the measured noise, else the simpler configuration wins. "
-        "With --cache the result is reused when model, engines, CPU, cores and objective match; "
-        "the file is a RunConfig for 'nnperf bench --config'.",
+        "With --cache the result is reused when model, engines, CPU, cores, objective and the "
+        "search space match; the file is a RunConfig for 'nnperf bench --config', 'nnperf serve "
+        "--config' and nnperf.create_executor(model, config=FILE).",
     )
     p.add_argument("model", nargs="?", help="path to an .onnx file or zoo:NAME")
     p.add_argument(

@@ -154,7 +154,7 @@ def render_tune_report(result: TuneResult, *, cache_path: str | None = None) -> 
         extra = " --target-qps Q" if scenario == "server" else ""
         lines.append(
             f"config: {cache_path}  (nnperf bench MODEL --config {cache_path} "
-            f"--scenario {scenario}{extra}; nnperf.create(MODEL, config={cache_path!r}))"
+            f"--scenario {scenario}{extra}; nnperf.create_executor(MODEL, config={cache_path!r}))"
         )
     if m:
         versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
