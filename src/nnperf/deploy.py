@@ -15,16 +15,13 @@ from __future__ import annotations
 from nnperf.engines.config import RunConfig
 from nnperf.model import ModelSource
 from nnperf.optimize.partition import create_pipeline
-from nnperf.runtime.batcher import DynamicBatcher
+from nnperf.runtime.batcher import DEFAULT_MAX_DELAY_MS, DynamicBatcher
 from nnperf.runtime.executor import Executor
 from nnperf.runtime.runner import Runner
 from nnperf.runtime.session import Session, resolve_config
 from nnperf.runtime.split import SplitBatcher
 
 __all__ = ["create_executor"]
-
-#: Default wait of merge batching when a config sets ``max_batch_size`` without a delay (ms).
-DEFAULT_MAX_DELAY_MS = 1.0
 
 
 def create_executor(
@@ -72,9 +69,9 @@ def create_executor(
         engine=engine,
         precision=precision,
     )
-    if cfg.pipeline_stages is not None:
-        return create_pipeline(model, stages=cfg.pipeline_stages, config=cfg.without_technique())
     plain = cfg.without_technique()
+    if cfg.pipeline_stages is not None:
+        return create_pipeline(model, stages=cfg.pipeline_stages, config=plain)
     if cfg.split_batch is not None:
         chunk = cfg.split_batch
         runner = Runner(Session(model, config=plain.replace(batch_size=chunk)), workers=cfg.workers)

@@ -149,13 +149,13 @@ class AsyncRunner:
             if max_batch_size is None:
                 backend = runner
             else:
-                from nnperf.runtime.batching import DynamicBatcher
+                from nnperf.runtime.batcher import DEFAULT_MAX_DELAY_MS, DynamicBatcher
 
                 try:
                     backend = DynamicBatcher(
                         runner,
                         max_batch_size=max_batch_size,
-                        max_delay_ms=1.0 if max_delay_ms is None else max_delay_ms,
+                        max_delay_ms=DEFAULT_MAX_DELAY_MS if max_delay_ms is None else max_delay_ms,
                         preferred_batch_sizes=preferred_batch_sizes,
                     )
                 except BaseException:

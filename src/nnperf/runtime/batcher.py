@@ -31,7 +31,10 @@ from nnperf.runtime.runner import Runner, Slots
 from nnperf.runtime.split import check_outputs, fixed_batch, pad_rows, row_validator, rows_of
 from nnperf.types import TensorDesc
 
-__all__ = ["BatchStats", "DynamicBatcher"]
+__all__ = ["DEFAULT_MAX_DELAY_MS", "BatchStats", "DynamicBatcher"]
+
+#: How long a query waits for others by default (ms).
+DEFAULT_MAX_DELAY_MS = 1.0
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ class DynamicBatcher:
         runner: Runner,
         *,
         max_batch_size: int,
-        max_delay_ms: float = 1.0,
+        max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
         preferred_batch_sizes: Sequence[int] = (),
         max_queue_size: int | None = None,
     ) -> None:
