@@ -301,3 +301,21 @@ def test_optimize_takes_the_shape_flags_its_error_names(
     assert main([*base, "--shape", "x:2x8x64", "--batch-size", "2"]) == 0
     assert main([*base, "--dim", "sq=8"]) == 2
     assert "no symbolic dimension 'sq'" in capsys.readouterr().err
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "0.npy", np.zeros((1, 8, 64), np.float32))
+    assert main([*base, "--dim", "seq=8", "--eval-data", str(data)]) == 2
+    assert "--eval-data with --dim/--shape" in capsys.readouterr().err
+
+
+def test_quantize_random_calibration_rejects_an_unknown_dim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `quantize --calibration random:N --dim sq=3` ignored the misspelt dim silently.
+    from models import seq_model
+
+    path = tmp_path / "seq.onnx"
+    onnx.save(seq_model(), str(path))
+    argv = ["quantize", str(path), "-o", str(tmp_path / "q.onnx"), "--calibration", "random:4"]
+    assert main([*argv, "--dim", "seq=8", "--dim", "sq=3"]) == 2
+    assert "no symbolic dimension 'sq'" in capsys.readouterr().err

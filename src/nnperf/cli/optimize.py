@@ -165,6 +165,11 @@ def _eval_feeds(args: argparse.Namespace, model: Any, batch: int) -> list[dict[s
     """--eval-data's queries for the original model (empty without the flag)."""
     if args.eval_data is None:
         return []
+    if args.dim or args.shape:
+        raise InvalidInputError(
+            "--eval-data with --dim/--shape: the data's arrays fix the shapes the models run at; "
+            "drop --dim/--shape (or --eval-data)"
+        )
     if args.input_type:
         raise InvalidInputError(
             "--eval-data with --input-type: the edited model takes raw pixels, so the agreement "
@@ -217,13 +222,12 @@ def run(args: argparse.Namespace) -> int:
 def _optimize(args: argparse.Namespace) -> dict[str, Any]:
     import onnx
 
-    from nnperf.model import graph_io, load_model, load_proto
+    from nnperf.model import load_proto
     from nnperf.optimize.calibrate import random_dataset
     from nnperf.optimize.editor import ModelEditor, get_pure_input_names
     from nnperf.optimize.graph import compare_dump_load, dump_optimized
     from nnperf.optimize.measure import compare_before_after, comparison_table
     from nnperf.optimize.precision import convert_precision
-    from nnperf.types import check_dims_and_shapes
 
     # Tensors kept as external data are read in: the edits work on the model in memory.
     original = load_proto(args.model)
@@ -267,7 +271,6 @@ def _optimize(args: argparse.Namespace) -> dict[str, Any]:
 
     batch = getattr(args, "batch_size", None) or 1
     dims, shapes = dims_and_shapes(args)
-    check_dims_and_shapes(graph_io(load_model(original)).inputs, dims=dims, shapes=shapes)
     feeds = _eval_feeds(args, original, batch) or random_dataset(
         original, 4, seed=0, batch=batch, dims=dims, shapes=shapes
     )

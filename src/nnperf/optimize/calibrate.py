@@ -24,7 +24,7 @@ from nnperf.model import ModelSource, graph_io, load_model
 from nnperf.optimize.config import run_config
 from nnperf.optimize.editor import as_proto, get_pure_input_names
 from nnperf.optimize.quantize import prepare as _prepare_model
-from nnperf.types import Progress, ProgressFn
+from nnperf.types import Progress, ProgressFn, check_dims_and_shapes
 
 __all__ = ["CalibrationMethod", "Calibrator", "Sample", "random_dataset"]
 
@@ -139,11 +139,13 @@ def random_dataset(
     Random calibration says nothing about accuracy; use real data for deployed models.
 
     Raises:
-        InvalidInputError: a symbolic non-batch dimension without a size.
+        InvalidInputError: a symbolic non-batch dimension without a size, or ``dims`` /
+            ``shapes`` naming a dimension or input the model does not have.
     """
     from nnperf.bench.inputs import make_feeds
 
     descs = graph_io(load_model(model)).inputs
+    check_dims_and_shapes(descs, dims=dims, shapes=shapes)
     return [
         make_feeds(descs, batch_size=batch, seed=seed + i, dims=dims, shapes=shapes)
         for i in range(count)
