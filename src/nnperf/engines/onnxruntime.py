@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -482,7 +482,9 @@ class _CudaGraphRun:
         # One binding per instance: runs sharing it are serialised (one CUDA stream anyway).
         self._lock = threading.Lock()
 
-    def run(self, feeds: Mapping[str, np.ndarray], wrap: Any) -> list[np.ndarray]:
+    def run(
+        self, feeds: Mapping[str, np.ndarray], wrap: Callable[[Exception], EngineError]
+    ) -> list[np.ndarray]:
         signature = {k: (tuple(v.shape), v.dtype.str) for k, v in feeds.items()}
         with self._lock:
             try:
