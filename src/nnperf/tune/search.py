@@ -270,13 +270,11 @@ def _searched(
     """What the search covered, for the cache key: every axis of the space, the settings each
     candidate inherits (shapes and dims included), the accuracy guard's threshold and inputs.
     Another batch-size list, device list or ``--shape`` is another experiment, never a hit."""
-    axes = {k: v for k, v in sp.to_dict().items() if k != "size"}
-    base = {k: v for k, v in sp.base.to_dict().items() if k != "schema"}
     out: dict[str, Any] = {
-        **axes,
+        **sp.to_dict(),
         "throughput": sp.throughput,
         "merge": sp.merge,
-        "base": base,
+        "base": sp.base.to_dict(),
         "min_cosine": min_cosine,
     }
     if accuracy_inputs:
