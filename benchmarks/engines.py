@@ -77,6 +77,13 @@ def benchmark_app(path: Path, *, hint: str, precision: str, seconds: float) -> t
     return float(fps.group(1)), float(med.group(1)) / (1000.0 if med.group(2) == "us" else 1.0)
 
 
+def offline_throughput(path: Path, cfg: nnperf.RunConfig, seconds: float) -> float:
+    """nnperf bench's offline samples/s for ``path`` run as ``cfg`` for ``seconds``."""
+    return run_benchmark(
+        str(path), scenario="offline", config=cfg, queries=1, duration_s=seconds, warmup_iters=2
+    ).throughput_samples_per_s
+
+
 def nnperf_openvino(
     path: Path, *, hint: str, precision: str, seconds: float
 ) -> tuple[float, float]:
@@ -234,18 +241,7 @@ def part_table(tmp: Path, models: list[str], seconds: float, rounds: int, budget
                 cosine[label] = compare_outputs(ref_out, [s.run(f) for f in feeds]).cosine
         res = interleave(
             {
-                label: (
-                    lambda cfg=cfg, path=path: (
-                        run_benchmark(
-                            str(path),
-                            scenario="offline",
-                            config=cfg,
-                            queries=1,
-                            duration_s=seconds,
-                            warmup_iters=2,
-                        ).throughput_samples_per_s
-                    )
-                )
+                label: lambda cfg=cfg, path=path: offline_throughput(path, cfg, seconds)
                 for label, cfg, path in grid
             },
             rounds,
@@ -311,16 +307,7 @@ def part_tune_vs_bapp(tmp: Path, seconds: float, rounds: int, budget_s: float) -
                 best_name, best_fps = f"-hint {hint} -infer_precision {precision}", fps
     res = interleave(
         {
-            "tuned": lambda: (
-                run_benchmark(
-                    str(path),
-                    scenario="offline",
-                    config=cfg,
-                    queries=1,
-                    duration_s=seconds,
-                    warmup_iters=2,
-                ).throughput_samples_per_s
-            ),
+            "tuned": lambda: offline_throughput(path, cfg, seconds),
             "bapp": lambda: benchmark_app(
                 path, hint=best_name.split()[1], precision=best_name.split()[3], seconds=seconds
             )[0],
